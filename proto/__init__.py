@@ -1,0 +1,4 @@
+"""vpsmon's wire contract: .proto sources and the checked-in generated Python.
+
+Regenerate with ``python -m proto.generate``.
+"""

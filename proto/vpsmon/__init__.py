@@ -1,0 +1,1 @@
+"""Protocol buffer packages of vpsmon (``vpsmon.*``)."""
