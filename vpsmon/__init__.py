@@ -1,0 +1,1 @@
+"""vpsmon: self-hosted monitoring for fleets of VPS hosts."""

@@ -1,0 +1,1 @@
+"""Storage backends: external PostgreSQL/TimescaleDB or the embedded default."""

