@@ -1,0 +1,1 @@
+"""The write side: agent authentication, validation and append-only ingest."""

@@ -1,0 +1,1 @@
+"""Read models built from the event logs: the VPS registry, latest values and rollups."""

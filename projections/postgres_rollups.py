@@ -1,0 +1,180 @@
+"""Incremental rollup materialization on plain PostgreSQL.
+
+The schema is in db/migrations/0002_rollups.postgresql.sql. A refresh
+1. raises the invalidation threshold to the new watermark, under an exclusive
+   advisory lock that waits for every in-flight insert, so no insert can miss
+   the late-row log for a region this refresh materializes;
+2. in one transaction, re-materializes the buckets that logged late rows
+   touched and then moves each level's watermark forward. The views switch to
+   the new state atomically at commit.
+
+Only one process refreshes at a time (a session advisory lock); the others
+skip, since the one that holds it does the same work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from projections.rollup_levels import LEVELS, RollupLevel
+
+logger = logging.getLogger(__name__)
+
+THRESHOLD_LOCK_KEY = 736900001  # also in the trigger function log_late_rows()
+REFRESH_LOCK_KEY = 736900002
+RETENTION_LOCK_KEY = 736900004
+
+_RANGE_ALIGNMENT = LEVELS[-1]  # late-row ranges are widened to whole coarsest buckets
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    vps_id: int
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class RefreshReport:
+    watermarks: dict[str, datetime] = field(default_factory=dict)
+    recomputed_buckets: dict[str, int] = field(default_factory=dict)
+    late_ranges: int = 0
+
+
+async def refresh(conn: asyncpg.Connection) -> RefreshReport | None:
+    """Bring every level up to date; None when another process is refreshing."""
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFRESH_LOCK_KEY):
+        return None
+    try:
+        now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+        targets = {level.name: level.floor(now - level.width) for level in LEVELS}
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", THRESHOLD_LOCK_KEY)
+            await conn.execute(
+                "UPDATE vpsmon_rollups.refresh_state"
+                " SET invalidation_threshold = greatest(invalidation_threshold, $1)",
+                max(targets.values()),
+            )
+        async with conn.transaction():
+            return await _materialize(conn, now, targets)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", REFRESH_LOCK_KEY)
+
+
+async def _materialize(
+    conn: asyncpg.Connection, now: datetime, targets: dict[str, datetime]
+) -> RefreshReport:
+    report = RefreshReport()
+    late_rows = await conn.fetch(
+        "DELETE FROM vpsmon_rollups.invalidations RETURNING vps_id, lowest, greatest"
+    )
+    ranges = merge_ranges(
+        TimeRange(
+            row["vps_id"],
+            _RANGE_ALIGNMENT.floor(row["lowest"]),
+            _RANGE_ALIGNMENT.floor(row["greatest"]) + _RANGE_ALIGNMENT.width,
+        )
+        for row in late_rows
+    )
+    report.late_ranges = len(ranges)
+    keep = await _retention_periods(conn)
+    for level in LEVELS:
+        watermark = await conn.fetchval(
+            "SELECT CASE WHEN isfinite(materialized_until) THEN materialized_until END"
+            " FROM vpsmon_rollups.watermarks WHERE rollup = $1",
+            level.name,
+        )
+        # Below the source's retention cutoff the source is incomplete: never
+        # recompute a bucket from what retention left of it.
+        source_keep = keep.get(level.source)
+        oldest = level.ceil(now - source_keep) if source_keep is not None else None
+        recomputed = 0
+        for late in ranges:
+            start = max(late.start, oldest) if oldest is not None else late.start
+            end = min(late.end, watermark) if watermark is not None else start
+            if start < end:
+                recomputed += await _rematerialize(conn, level, late.vps_id, start, end)
+        report.recomputed_buckets[level.name] = recomputed
+        target = targets[level.name]
+        if watermark is None or target > watermark:
+            await conn.execute(
+                f"INSERT INTO vpsmon_rollups.data_{level.name}"
+                f" SELECT * FROM vpsmon_rollups.aggregate_{level.name}("
+                " coalesce($1, '-infinity'::timestamptz), $2)",
+                watermark,
+                target,
+            )
+            await conn.execute(
+                "UPDATE vpsmon_rollups.watermarks SET materialized_until = $2 WHERE rollup = $1",
+                level.name,
+                target,
+            )
+            watermark = target
+        report.watermarks[level.name] = watermark
+    logger.debug("rollup refresh: %s", report)
+    return report
+
+
+async def _rematerialize(
+    conn: asyncpg.Connection, level: RollupLevel, vps_id: int, start: datetime, end: datetime
+) -> int:
+    table = f"vpsmon_rollups.data_{level.name}"
+    await conn.execute(
+        f"DELETE FROM {table} WHERE vps_id = $1 AND bucket >= $2 AND bucket < $3",
+        vps_id,
+        start,
+        end,
+    )
+    status: str = await conn.execute(
+        f"INSERT INTO {table} SELECT * FROM vpsmon_rollups.aggregate_{level.name}($2, $3)"
+        " WHERE vps_id = $1",
+        vps_id,
+        start,
+        end,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
+    """Coalesce overlapping or touching ranges of the same VPS."""
+    merged: list[TimeRange] = []
+    for item in sorted(ranges, key=lambda r: (r.vps_id, r.start)):
+        last = merged[-1] if merged else None
+        if last is not None and last.vps_id == item.vps_id and item.start <= last.end:
+            merged[-1] = TimeRange(last.vps_id, last.start, max(last.end, item.end))
+        else:
+            merged.append(item)
+    return merged
+
+
+async def _retention_periods(conn: asyncpg.Connection) -> dict[str, timedelta]:
+    rows = await conn.fetch("SELECT relation, keep FROM retention_policy")
+    return {row["relation"]: row["keep"] for row in rows}
+
+
+async def enforce_retention(conn: asyncpg.Connection) -> dict[str, int]:
+    """Delete raw rows and rollup buckets past their retention periods."""
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RETENTION_LOCK_KEY):
+        return {}
+    try:
+        deleted: dict[str, int] = {}
+        keep = await _retention_periods(conn)
+        raw_status = await conn.execute(
+            "DELETE FROM performance_metrics WHERE time < now() - $1::interval",
+            keep["performance_metrics"],
+        )
+        deleted["performance_metrics"] = int(raw_status.rsplit(" ", 1)[-1])
+        for level in LEVELS:
+            status = await conn.execute(
+                f"DELETE FROM vpsmon_rollups.data_{level.name} WHERE bucket < now() - $1::interval",
+                keep[level.view],
+            )
+            deleted[level.view] = int(status.rsplit(" ", 1)[-1])
+        return deleted
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_KEY)

@@ -1,0 +1,35 @@
+"""The rollup resolutions, shared by both backends' maintenance code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+# date_bin's origin in the views; any UTC midnight gives the same buckets.
+BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RollupLevel:
+    name: str
+    width: timedelta
+    view: str
+    # The relation this level is aggregated from, whose retention bounds how
+    # far back it can be recomputed.
+    source: str
+
+    def floor(self, moment: datetime) -> datetime:
+        """Start of the bucket that holds ``moment``."""
+        steps = (moment - BUCKET_ORIGIN) // self.width
+        return BUCKET_ORIGIN + steps * self.width
+
+    def ceil(self, moment: datetime) -> datetime:
+        start = self.floor(moment)
+        return start if start == moment else start + self.width
+
+
+LEVELS = (
+    RollupLevel("1m", timedelta(minutes=1), "performance_metrics_1m", "performance_metrics"),
+    RollupLevel("5m", timedelta(minutes=5), "performance_metrics_5m", "performance_metrics_1m"),
+    RollupLevel("1h", timedelta(hours=1), "performance_metrics_1h", "performance_metrics_5m"),
+)

@@ -1,0 +1,49 @@
+"""Rollup maintenance on TimescaleDB, where the continuous aggregates do the work.
+
+The policies set by `vpsmon migrate` run these on TimescaleDB's own
+scheduler; calling them directly makes the same refresh happen now (tests,
+operators after a bulk import).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from projections.rollup_levels import LEVELS
+
+
+async def refresh(conn: asyncpg.Connection, window: timedelta | None) -> dict[str, datetime]:
+    """Refresh each aggregate, finest first, over the window its policy uses.
+
+    ``window=None`` refreshes all history, e.g. after a bulk import that
+    predates the policy window: below an aggregate's watermark, rows outside
+    every refreshed window are never materialized.
+    """
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    ends = {}
+    for level in LEVELS:
+        end = level.floor(now - level.width)
+        await conn.execute(
+            "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+            level.view,
+            level.floor(now - window) if window is not None else None,
+            end,
+        )
+        ends[level.name] = end
+    return ends
+
+
+async def enforce_retention(conn: asyncpg.Connection) -> list[int]:
+    """Run the retention policies' jobs now; returns their job ids."""
+    job_ids: list[int] = [
+        row["job_id"]
+        for row in await conn.fetch(
+            "SELECT job_id FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_retention' ORDER BY job_id"
+        )
+    ]
+    for job_id in job_ids:
+        await conn.execute("CALL run_job($1)", job_id)
+    return job_ids

@@ -1,0 +1,89 @@
+"""The `vps` and `agent_tokens` projections of the VPS event log.
+
+Every handler is an upsert or a delete keyed by the event's VPS, so replaying
+the whole log over the current tables yields the same tables: a rebuild never
+has to empty `vps`, which would take every measurement with it (ON DELETE
+CASCADE).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class VpsEvent:
+    vps_id: int
+    event_type: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+async def apply_vps_event(conn: asyncpg.Connection, event: VpsEvent) -> None:
+    """Update the projections for one event, inside the caller's transaction."""
+    if event.event_type == "registered":
+        await conn.execute(
+            "INSERT INTO vps (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)"
+            " ON CONFLICT (id) DO UPDATE SET name = $2, created_at = $3, updated_at = $3",
+            event.vps_id,
+            event.payload["name"],
+            event.occurred_at,
+        )
+        await _activate_token(conn, event)
+    elif event.event_type == "renamed":
+        await conn.execute(
+            "UPDATE vps SET name = $2, updated_at = $3 WHERE id = $1",
+            event.vps_id,
+            event.payload["name"],
+            event.occurred_at,
+        )
+    elif event.event_type == "token_rotated":
+        await _activate_token(conn, event)
+    elif event.event_type == "decommissioned":
+        await conn.execute("DELETE FROM vps WHERE id = $1", event.vps_id)
+    else:
+        raise ValueError(f"unknown VPS event type {event.event_type!r}")
+
+
+async def _activate_token(conn: asyncpg.Connection, event: VpsEvent) -> None:
+    digest = bytes.fromhex(event.payload["token_sha256"])
+    await conn.execute(
+        "UPDATE agent_tokens SET revoked_at = $2"
+        " WHERE vps_id = $1 AND revoked_at IS NULL AND token_sha256 <> $3",
+        event.vps_id,
+        event.occurred_at,
+        digest,
+    )
+    await conn.execute(
+        "INSERT INTO agent_tokens (token_sha256, vps_id, created_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (token_sha256) DO NOTHING",
+        digest,
+        event.vps_id,
+        event.occurred_at,
+    )
+
+
+async def rebuild_vps_registry(conn: asyncpg.Connection) -> int:
+    """Replay every VPS event in order; returns the number replayed."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT vps_id, event_type, payload, occurred_at FROM vps_events ORDER BY event_id"
+        )
+        for row in rows:
+            await apply_vps_event(
+                conn,
+                VpsEvent(
+                    row["vps_id"], row["event_type"], json.loads(row["payload"]), row["occurred_at"]
+                ),
+            )
+        await conn.execute(
+            "DELETE FROM vps WHERE id NOT IN (SELECT vps_id FROM vps_events"
+            " WHERE event_type = 'registered' EXCEPT SELECT vps_id FROM vps_events"
+            " WHERE event_type = 'decommissioned')"
+        )
+        return len(rows)
