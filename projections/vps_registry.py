@@ -51,6 +51,7 @@ async def apply_vps_event(conn: asyncpg.Connection, event: VpsEvent) -> None:
 
 
 async def _activate_token(conn: asyncpg.Connection, event: VpsEvent) -> None:
+    """Make the event's token the VPS's only active one (also when replayed)."""
     digest = bytes.fromhex(event.payload["token_sha256"])
     await conn.execute(
         "UPDATE agent_tokens SET revoked_at = $2"
@@ -61,7 +62,7 @@ async def _activate_token(conn: asyncpg.Connection, event: VpsEvent) -> None:
     )
     await conn.execute(
         "INSERT INTO agent_tokens (token_sha256, vps_id, created_at) VALUES ($1, $2, $3)"
-        " ON CONFLICT (token_sha256) DO NOTHING",
+        " ON CONFLICT (token_sha256) DO UPDATE SET revoked_at = NULL, created_at = $3",
         digest,
         event.vps_id,
         event.occurred_at,

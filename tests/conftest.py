@@ -5,28 +5,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from vpsmon.settings import BackendChoice
-from vpsmon.storage.dsn import database_name, with_database
+from tests.databases import StorageServer, create_database, drop_database
 from vpsmon.storage.embedded import EmbeddedPostgres
 
 TIMESCALE_URL_ENV = "VPSMON_TEST_TIMESCALE_URL"
-
-
-@dataclass(frozen=True)
-class StorageServer:
-    """A PostgreSQL server on which tests create databases, and the backend to migrate for."""
-
-    name: str
-    dsn: str
-    backend: BackendChoice
 
 
 @pytest.fixture(scope="session")
@@ -49,25 +36,6 @@ def storage_server(request: pytest.FixtureRequest) -> StorageServer:
         return StorageServer("timescaledb", url, "timescaledb")
     dsn = request.getfixturevalue("embedded_server_dsn")
     return StorageServer("postgresql", dsn, "postgresql")
-
-
-async def create_database(server_dsn: str) -> str:
-    name = f"vpsmon_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(server_dsn, name)
-
-
-async def drop_database(server_dsn: str, dsn: str) -> None:
-    name = database_name(dsn)
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

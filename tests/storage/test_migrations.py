@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import StorageServer
+from tests.databases import StorageServer
 from vpsmon.storage.migrations import MigrationError, migrate, migrations_dir
 
 SCHEMA_FINGERPRINT = """

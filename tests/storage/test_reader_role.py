@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from command_side.vps_commands import register_vps
-from tests.conftest import StorageServer
+from tests.databases import StorageServer
 from tests.storage.store import VIEWS, Store, migrated_store
 from vpsmon.settings import Settings
 

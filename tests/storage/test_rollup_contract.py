@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from command_side.vps_commands import register_vps
-from tests.conftest import StorageServer
+from tests.databases import StorageServer
 from tests.storage.dataset import METRICS, Row, floor_to, one_second_samples
 from tests.storage.store import VIEWS, Store, assert_view_matches, migrated_store
 from vpsmon.settings import Settings

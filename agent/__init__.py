@@ -1,0 +1,1 @@
+"""The host agent: collector, batcher, durable spool and gRPC client."""

@@ -1,0 +1,1 @@
+"""The read side: Sanic REST API, live stream, and the built UI."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then pytest against real PostgreSQL.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/storage -x).
+# Set VPSMON_TEST_TIMESCALE_URL to a TimescaleDB superuser URL to run the
+# storage contract against TimescaleDB too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+
+echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "== mypy" && .venv/bin/mypy
+echo "== pytest" && exec .venv/bin/pytest "$@"
