@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from projections.vps_registry import VpsEvent, apply_vps_event
+from vpsmon.storage.types import Connection, Queryable
 
 _TOKEN_PREFIX = "vpsm_"
+# Command sides listen here to close streams of revoked tokens and to push
+# new agent configuration; PostgreSQL delivers it when the event commits.
+VPS_EVENTS_CHANNEL = "vpsmon_vps_events"
 
 
 class UnknownVpsError(LookupError):
@@ -37,9 +39,7 @@ def _new_token() -> str:
     return _TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def _append(
-    conn: asyncpg.Connection, vps_id: int, event_type: str, payload: dict[str, Any]
-) -> None:
+async def _append(conn: Connection, vps_id: int, event_type: str, payload: dict[str, Any]) -> None:
     occurred_at: datetime = await conn.fetchval(
         "INSERT INTO vps_events (vps_id, event_type, payload) VALUES ($1, $2, $3::jsonb)"
         " RETURNING occurred_at",
@@ -48,9 +48,14 @@ async def _append(
         json.dumps(payload),
     )
     await apply_vps_event(conn, VpsEvent(vps_id, event_type, payload, occurred_at))
+    await conn.execute(
+        "SELECT pg_notify($1, $2)",
+        VPS_EVENTS_CHANNEL,
+        json.dumps({"vps_id": vps_id, "event_type": event_type}),
+    )
 
 
-async def register_vps(conn: asyncpg.Connection, name: str) -> IssuedToken:
+async def register_vps(conn: Connection, name: str) -> IssuedToken:
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise ValueError("a VPS name must be 1 to 200 characters")
@@ -66,12 +71,12 @@ async def register_vps(conn: asyncpg.Connection, name: str) -> IssuedToken:
     return IssuedToken(vps_id, token)
 
 
-async def _require_vps(conn: asyncpg.Connection, vps_id: int) -> None:
+async def _require_vps(conn: Connection, vps_id: int) -> None:
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vps WHERE id = $1)", vps_id):
         raise UnknownVpsError(f"no VPS with id {vps_id}")
 
 
-async def rotate_agent_token(conn: asyncpg.Connection, vps_id: int) -> IssuedToken:
+async def rotate_agent_token(conn: Connection, vps_id: int) -> IssuedToken:
     """Issue a new token; the previous one stops authenticating at once."""
     token = _new_token()
     async with conn.transaction():
@@ -82,14 +87,44 @@ async def rotate_agent_token(conn: asyncpg.Connection, vps_id: int) -> IssuedTok
     return IssuedToken(vps_id, token)
 
 
-async def decommission_vps(conn: asyncpg.Connection, vps_id: int) -> None:
+async def configure_agent(
+    conn: Connection,
+    vps_id: int,
+    *,
+    collect_interval_seconds: int | None = None,
+    upload_interval_seconds: int | None = None,
+    upload_batch_max_size: int | None = None,
+) -> None:
+    """Override the server's default AgentConfig for one VPS (None: use the default)."""
+    for name, value, upper in (
+        ("collect interval", collect_interval_seconds, 3600),
+        ("upload interval", upload_interval_seconds, 3600),
+        ("batch size", upload_batch_max_size, 100_000),
+    ):
+        if value is not None and not 1 <= value <= upper:
+            raise ValueError(f"the {name} must be between 1 and {upper}")
+    async with conn.transaction():
+        await _require_vps(conn, vps_id)
+        await _append(
+            conn,
+            vps_id,
+            "agent_config_changed",
+            {
+                "collect_interval_seconds": collect_interval_seconds,
+                "upload_interval_seconds": upload_interval_seconds,
+                "upload_batch_max_size": upload_batch_max_size,
+            },
+        )
+
+
+async def decommission_vps(conn: Connection, vps_id: int) -> None:
     """Remove a VPS; its measurements and rollups go with it."""
     async with conn.transaction():
         await _require_vps(conn, vps_id)
         await _append(conn, vps_id, "decommissioned", {})
 
 
-async def vps_for_token(conn: asyncpg.Connection, token: str) -> int | None:
+async def vps_for_token(conn: Queryable, token: str) -> int | None:
     """The VPS an active token belongs to, or None for an unknown or revoked token."""
     vps_id: int | None = await conn.fetchval(
         "SELECT vps_id FROM agent_tokens WHERE token_sha256 = $1 AND revoked_at IS NULL",

@@ -19,9 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import asyncpg
-
 from projections.rollup_levels import LEVELS, RollupLevel
+from vpsmon.storage.types import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class RefreshReport:
     late_ranges: int = 0
 
 
-async def refresh(conn: asyncpg.Connection) -> RefreshReport | None:
+async def refresh(conn: Connection) -> RefreshReport | None:
     """Bring every level up to date; None when another process is refreshing."""
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFRESH_LOCK_KEY):
         return None
@@ -67,7 +66,7 @@ async def refresh(conn: asyncpg.Connection) -> RefreshReport | None:
 
 
 async def _materialize(
-    conn: asyncpg.Connection, now: datetime, targets: dict[str, datetime]
+    conn: Connection, now: datetime, targets: dict[str, datetime]
 ) -> RefreshReport:
     report = RefreshReport()
     late_rows = await conn.fetch(
@@ -121,7 +120,7 @@ async def _materialize(
 
 
 async def _rematerialize(
-    conn: asyncpg.Connection, level: RollupLevel, vps_id: int, start: datetime, end: datetime
+    conn: Connection, level: RollupLevel, vps_id: int, start: datetime, end: datetime
 ) -> int:
     table = f"vpsmon_rollups.data_{level.name}"
     await conn.execute(
@@ -152,12 +151,12 @@ def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
     return merged
 
 
-async def _retention_periods(conn: asyncpg.Connection) -> dict[str, timedelta]:
+async def _retention_periods(conn: Connection) -> dict[str, timedelta]:
     rows = await conn.fetch("SELECT relation, keep FROM retention_policy")
     return {row["relation"]: row["keep"] for row in rows}
 
 
-async def enforce_retention(conn: asyncpg.Connection) -> dict[str, int]:
+async def enforce_retention(conn: Connection) -> dict[str, int]:
     """Delete raw rows and rollup buckets past their retention periods."""
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RETENTION_LOCK_KEY):
         return {}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from projections import postgres_rollups, timescale_rollups
 from vpsmon.settings import RetentionSettings
 from vpsmon.storage.backend import Backend
+from vpsmon.storage.types import Connection
 
 
 async def refresh_rollups(
-    conn: asyncpg.Connection,
+    conn: Connection,
     backend: Backend,
     retention: RetentionSettings,
     *,
@@ -29,7 +28,7 @@ async def refresh_rollups(
         await postgres_rollups.refresh(conn)
 
 
-async def enforce_retention(conn: asyncpg.Connection, backend: Backend) -> None:
+async def enforce_retention(conn: Connection, backend: Backend) -> None:
     """Drop raw rows and rollup buckets older than their retention periods."""
     if backend is Backend.TIMESCALEDB:
         await timescale_rollups.enforce_retention(conn)

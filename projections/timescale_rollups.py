@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import asyncpg
-
 from projections.rollup_levels import LEVELS
+from vpsmon.storage.types import Connection
 
 
-async def refresh(conn: asyncpg.Connection, window: timedelta | None) -> dict[str, datetime]:
+async def refresh(conn: Connection, window: timedelta | None) -> dict[str, datetime]:
     """Refresh each aggregate, finest first, over the window its policy uses.
 
     ``window=None`` refreshes all history, e.g. after a bulk import that
@@ -35,7 +34,7 @@ async def refresh(conn: asyncpg.Connection, window: timedelta | None) -> dict[st
     return ends
 
 
-async def enforce_retention(conn: asyncpg.Connection) -> list[int]:
+async def enforce_retention(conn: Connection) -> list[int]:
     """Run the retention policies' jobs now; returns their job ids."""
     job_ids: list[int] = [
         row["job_id"]

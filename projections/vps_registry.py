@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+from vpsmon.storage.types import Connection
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class VpsEvent:
     occurred_at: datetime
 
 
-async def apply_vps_event(conn: asyncpg.Connection, event: VpsEvent) -> None:
+async def apply_vps_event(conn: Connection, event: VpsEvent) -> None:
     """Update the projections for one event, inside the caller's transaction."""
     if event.event_type == "registered":
         await conn.execute(
@@ -44,13 +44,24 @@ async def apply_vps_event(conn: asyncpg.Connection, event: VpsEvent) -> None:
         )
     elif event.event_type == "token_rotated":
         await _activate_token(conn, event)
+    elif event.event_type == "agent_config_changed":
+        await conn.execute(
+            "INSERT INTO vps_agent_config (vps_id, collect_interval_seconds,"
+            " upload_interval_seconds, upload_batch_max_size) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (vps_id) DO UPDATE SET collect_interval_seconds = $2,"
+            " upload_interval_seconds = $3, upload_batch_max_size = $4",
+            event.vps_id,
+            event.payload.get("collect_interval_seconds"),
+            event.payload.get("upload_interval_seconds"),
+            event.payload.get("upload_batch_max_size"),
+        )
     elif event.event_type == "decommissioned":
         await conn.execute("DELETE FROM vps WHERE id = $1", event.vps_id)
     else:
         raise ValueError(f"unknown VPS event type {event.event_type!r}")
 
 
-async def _activate_token(conn: asyncpg.Connection, event: VpsEvent) -> None:
+async def _activate_token(conn: Connection, event: VpsEvent) -> None:
     """Make the event's token the VPS's only active one (also when replayed)."""
     digest = bytes.fromhex(event.payload["token_sha256"])
     await conn.execute(
@@ -69,7 +80,7 @@ async def _activate_token(conn: asyncpg.Connection, event: VpsEvent) -> None:
     )
 
 
-async def rebuild_vps_registry(conn: asyncpg.Connection) -> int:
+async def rebuild_vps_registry(conn: Connection) -> int:
     """Replay every VPS event in order; returns the number replayed."""
     async with conn.transaction():
         rows = await conn.fetch(

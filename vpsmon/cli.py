@@ -18,7 +18,6 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 # Subcommands of the CLI contract that later work fills in.
 _NOT_YET = {
-    "command-side": "the gRPC command side",
     "query-side": "the HTTP query side",
     "agent": "the host agent",
     "user": "user accounts",
@@ -33,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="local trial: embedded database, migrations and services")
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser("command-side", help="run the gRPC server that agents stream to")
     vps = commands.add_parser("vps", help="register and manage monitored VPSes")
     vps_commands = vps.add_subparsers(dest="vps_command", required=True, metavar="ACTION")
     add = vps_commands.add_parser("add", help="register a VPS and print its agent token")
@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--json", action="store_true", help="machine-readable output")
     listing = vps_commands.add_parser("list", help="list registered VPSes")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    config = vps_commands.add_parser(
+        "config", help="override the agent's sampling and upload settings for one VPS"
+    )
+    config.add_argument("vps_id", type=int)
+    config.add_argument("--collect-interval", type=int, metavar="SECONDS")
+    config.add_argument("--upload-interval", type=int, metavar="SECONDS")
+    config.add_argument("--batch-max", type=int, metavar="SNAPSHOTS")
     rotate = vps_commands.add_parser("rotate-token", help="issue a new agent token")
     rotate.add_argument("vps_id", type=int)
     remove = vps_commands.add_parser("remove", help="decommission a VPS and delete its data")
@@ -65,12 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from vpsmon import server_cli
 
-    handler: Handler = {
+    handler: Handler | None = {
         "up": server_cli.up,
         "migrate": server_cli.migrate,
         "vps": server_cli.vps,
-    }[args.command]
+    }.get(args.command)
     try:
+        if handler is None:  # long-running services manage their own event loop
+            return server_cli.command_side(args)
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
         return 130

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+from pydantic import ValidationError
 
 from command_side.vps_commands import (
     UnknownVpsError,
+    configure_agent,
     decommission_vps,
     register_vps,
     rotate_agent_token,
@@ -26,6 +28,17 @@ from vpsmon.storage.schema import upgrade_schema
 
 class CommandError(RuntimeError):
     """A failure to report to the operator as one line, without a traceback."""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"VPSMON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise CommandError(f"invalid settings: {problems}") from None
 
 
 async def _migrate(conn: asyncpg.Connection, settings: Settings) -> MigrationReport:
@@ -48,7 +61,7 @@ async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def migrate(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = _settings()
     async with open_database(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
@@ -64,7 +77,7 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def vps(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings = _settings()
     async with _connection(settings) as conn:
         if args.vps_command == "add":
             try:
@@ -87,6 +100,18 @@ async def vps(args: argparse.Namespace) -> int:
                     print(
                         f"{row['id']:>6}  {row['name']}  (since {row['created_at']:%Y-%m-%d %H:%M})"
                     )
+        elif args.vps_command == "config":
+            try:
+                await configure_agent(
+                    conn,
+                    args.vps_id,
+                    collect_interval_seconds=args.collect_interval,
+                    upload_interval_seconds=args.upload_interval,
+                    upload_batch_max_size=args.batch_max,
+                )
+            except (UnknownVpsError, ValueError) as error:
+                raise CommandError(str(error)) from error
+            print(f"agent configuration of VPS {args.vps_id} updated")
         elif args.vps_command == "rotate-token":
             try:
                 issued = await rotate_agent_token(conn, args.vps_id)
@@ -102,9 +127,15 @@ async def vps(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_side(args: argparse.Namespace) -> int:
+    from command_side.server import run
+
+    return run(_settings())
+
+
 async def up(args: argparse.Namespace) -> int:
     """For now: the database and its schema, kept running until Ctrl-C."""
-    settings = Settings()
+    settings = _settings()
     async with open_database(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:

@@ -73,7 +73,28 @@ class Settings(BaseSettings):
     database_url: str | None = None
     backend: BackendChoice = "auto"
     grpc_listen: str = "127.0.0.1:50051"
+    # PEM files; when both are set the command side serves TLS.
+    grpc_tls_cert: str | None = None
+    grpc_tls_key: str | None = None
     http_listen: str = "127.0.0.1:8000"
     compress_after: Duration = timedelta(days=2)
     timescale_chunk_interval: Duration = timedelta(days=1)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    # Ingest limits; a batch over the maximum is rejected whole.
+    max_batch_snapshots: int = Field(default=1000, ge=1, le=100_000)
+    # The AgentConfig agents get unless `vpsmon vps config` overrides it.
+    agent_collect_interval: int = Field(default=1, ge=1, le=3600)
+    agent_upload_interval: int = Field(default=1, ge=1, le=3600)
+    agent_upload_batch_max: int = Field(default=60, ge=1, le=100_000)
+    # Group commit: batches from all streams share a transaction, up to this
+    # many rows or this long after the first one arrived.
+    ingest_group_max_rows: int = Field(default=20_000, ge=1)
+    ingest_group_linger_ms: float = Field(default=2.0, ge=0, le=1000)
+    # How often the plain-PostgreSQL rollup projection refreshes.
+    rollup_refresh_interval: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _agent_batches_fit(self) -> Settings:
+        if self.agent_upload_batch_max > self.max_batch_snapshots:
+            raise ValueError("VPSMON_AGENT_UPLOAD_BATCH_MAX exceeds VPSMON_MAX_BATCH_SNAPSHOTS")
+        return self

@@ -7,18 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-METRICS = (
-    "cpu_usage_percent",
-    "memory_usage_bytes",
-    "memory_total_bytes",
-    "disk_io_read_bps",
-    "disk_io_write_bps",
-    "network_rx_bps",
-    "network_tx_bps",
-)
-COLUMNS = ("time", "vps_id", *METRICS)
-
-Row = tuple[datetime, int, float, int, int, int, int, int, int]
+from vpsmon.metrics import MetricRow as Row
 
 
 def sample(rng: random.Random, vps_id: int, moment: datetime) -> Row:

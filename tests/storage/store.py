@@ -11,7 +11,9 @@ from decimal import Decimal
 import asyncpg
 
 from projections.rollups import enforce_retention, refresh_rollups
-from tests.storage.dataset import COLUMNS, METRICS, Row, expected_rollup
+from tests.storage.dataset import expected_rollup
+from vpsmon.metrics import METRIC_COLUMNS, METRICS
+from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.schema import upgrade_schema
@@ -32,7 +34,7 @@ class Store:
     async def append(self, rows: Sequence[Row], batch_size: int = 700) -> None:
         for i in range(0, len(rows), batch_size):
             await self.conn.copy_records_to_table(
-                "performance_metrics", records=rows[i : i + batch_size], columns=COLUMNS
+                "performance_metrics", records=rows[i : i + batch_size], columns=METRIC_COLUMNS
             )
 
     async def refresh(self, *, all_history: bool = False) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from command_side.vps_commands import register_vps
 from tests.databases import StorageServer
-from tests.storage.dataset import Row, one_second_samples
+from tests.storage.dataset import one_second_samples
 from tests.storage.store import VIEWS, Store, assert_view_matches, migrated_store
+from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import RetentionSettings, Settings
 from vpsmon.storage.backend import Backend
 

@@ -12,8 +12,10 @@ import pytest
 
 from command_side.vps_commands import register_vps
 from tests.databases import StorageServer
-from tests.storage.dataset import METRICS, Row, floor_to, one_second_samples
+from tests.storage.dataset import floor_to, one_second_samples
 from tests.storage.store import VIEWS, Store, assert_view_matches, migrated_store
+from vpsmon.metrics import METRICS
+from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import enum
 import logging
 
-import asyncpg
-
 from vpsmon.settings import BackendChoice
+from vpsmon.storage.types import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ class BackendUnavailableError(RuntimeError):
     """TimescaleDB was asked for but the server cannot provide it."""
 
 
-async def detect_backend(conn: asyncpg.Connection, choice: BackendChoice = "auto") -> Backend:
+async def detect_backend(conn: Connection, choice: BackendChoice = "auto") -> Backend:
     """Enable TimescaleDB where the server preloads it with the timescale licence.
 
     The Apache-only build lacks continuous aggregates and compression, so it
@@ -52,7 +51,7 @@ async def detect_backend(conn: asyncpg.Connection, choice: BackendChoice = "auto
     return Backend.POSTGRESQL
 
 
-async def recorded_backend(conn: asyncpg.Connection) -> Backend | None:
+async def recorded_backend(conn: Connection) -> Backend | None:
     """The backend the schema was migrated for, or None before the first migration."""
     exists = await conn.fetchval("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
     if not exists:

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import asyncpg
-
 from vpsmon.settings import BackendChoice
 from vpsmon.storage.backend import Backend, detect_backend, recorded_backend
+from vpsmon.storage.types import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ def load_migrations(backend: Backend, directory: Path | None = None) -> list[Mig
 
 
 async def migrate(
-    conn: asyncpg.Connection,
+    conn: Connection,
     backend_choice: BackendChoice = "auto",
     directory: Path | None = None,
 ) -> MigrationReport:
@@ -99,7 +98,7 @@ async def migrate(
 
 
 @asynccontextmanager
-async def migration_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def migration_lock(conn: Connection) -> AsyncIterator[None]:
     """Serialize schema changes across processes; re-entrant within one connection."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
@@ -109,7 +108,7 @@ async def migration_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
 
 
 async def _migrate_locked(
-    conn: asyncpg.Connection, backend_choice: BackendChoice, directory: Path | None
+    conn: Connection, backend_choice: BackendChoice, directory: Path | None
 ) -> MigrationReport:
     recorded = await recorded_backend(conn)
     backend = await detect_backend(conn, recorded.value if recorded else backend_choice)

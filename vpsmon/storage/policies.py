@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import asyncpg
-
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
+from vpsmon.storage.types import Connection
 
 ROLLUP_WIDTHS = {
     "performance_metrics_1m": timedelta(minutes=1),
@@ -40,7 +39,7 @@ def retention_periods(settings: Settings) -> dict[str, timedelta]:
     }
 
 
-async def apply_policies(conn: asyncpg.Connection, backend: Backend, settings: Settings) -> None:
+async def apply_policies(conn: Connection, backend: Backend, settings: Settings) -> None:
     """Make the database's policies match ``settings``; idempotent."""
     async with conn.transaction():
         await conn.execute("DELETE FROM retention_policy")
@@ -52,7 +51,7 @@ async def apply_policies(conn: asyncpg.Connection, backend: Backend, settings: S
         await _apply_timescale_policies(conn, settings)
 
 
-async def _apply_timescale_policies(conn: asyncpg.Connection, settings: Settings) -> None:
+async def _apply_timescale_policies(conn: Connection, settings: Settings) -> None:
     window = settings.retention.refresh_window
     await conn.execute(
         "SELECT set_chunk_time_interval('performance_metrics', $1::interval)",

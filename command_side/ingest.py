@@ -1,0 +1,179 @@
+"""Append-only ingest with group commit.
+
+Batches from every stream wait in one bounded queue; a single writer task
+commits whatever is queued together, up to a row limit or a few
+milliseconds after the first batch arrived. One transaction per group claims
+the batch ids (a batch id already claimed is a duplicate and inserts
+nothing), COPYs the rows, and updates the latest-values projection, whose
+NOTIFY PostgreSQL delivers at commit. A caller's future resolves only after
+that commit, so an ack never precedes durability.
+
+The queue bound is the back-pressure: when it is full, stream handlers stop
+reading and gRPC flow control slows the agents down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from projections.latest_values import update_latest
+from vpsmon.metrics import METRIC_COLUMNS, MetricRow
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "the database is not there right now", as opposed to a
+# problem with one batch.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+class StorageUnavailableError(RuntimeError):
+    """The batch was not committed; the agent must re-send it."""
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    accepted: int
+    duplicate: bool
+
+
+@dataclass
+class PendingBatch:
+    vps_id: int
+    batch_id: uuid.UUID
+    rows: list[MetricRow]
+    rejected: int
+    done: asyncio.Future[AppendResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class IngestWriter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_queued_batches: int = 512,
+        max_group_rows: int = 20_000,
+        linger_seconds: float = 0.002,
+    ) -> None:
+        self._pool = pool
+        self._queue: asyncio.Queue[PendingBatch] = asyncio.Queue(max_queued_batches)
+        self._max_group_rows = max_group_rows
+        self._linger = linger_seconds
+        self._task: asyncio.Task[None] | None = None
+        self.committed_rows = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop."""
+        await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def append(self, batch: PendingBatch) -> AppendResult:
+        """Wait for room in the queue, then for the batch's commit."""
+        await self._queue.put(batch)
+        return await batch.done
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            rows = len(group[0].rows)
+            deadline = time.monotonic() + self._linger
+            while rows < self._max_group_rows:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                group.append(item)
+                rows += len(item.rows)
+            try:
+                await self._commit_group(group)
+            finally:
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _commit_group(self, group: list[PendingBatch]) -> None:
+        try:
+            results = await self._commit(group)
+        except CONNECTION_ERRORS as error:
+            logger.warning("database unavailable, %d batches not committed: %r", len(group), error)
+            for batch in group:
+                _fail(batch, StorageUnavailableError(str(error)))
+            return
+        except asyncpg.PostgresError as error:
+            if len(group) == 1:
+                logger.error(
+                    "batch %s of VPS %s failed: %r", group[0].batch_id, group[0].vps_id, error
+                )
+                _fail(group[0], error)
+                return
+            # One bad batch (e.g. its VPS was just removed) must not sink the others.
+            for batch in group:
+                await self._commit_group([batch])
+            return
+        for batch, result in zip(group, results, strict=True):
+            if not batch.done.done():
+                batch.done.set_result(result)
+
+    async def _commit(self, group: list[PendingBatch]) -> list[AppendResult]:
+        first: dict[tuple[int, uuid.UUID], PendingBatch] = {}
+        for batch in group:
+            first.setdefault((batch.vps_id, batch.batch_id), batch)
+        keys = sorted(first)  # a fixed lock order across concurrent writers
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = await conn.fetch(
+                "INSERT INTO ingested_batches (vps_id, batch_id, accepted, rejected)"
+                " SELECT * FROM unnest($1::int[], $2::uuid[], $3::int[], $4::int[])"
+                " ON CONFLICT DO NOTHING RETURNING vps_id, batch_id",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [len(first[k].rows) for k in keys],
+                [first[k].rejected for k in keys],
+            )
+            fresh = {(r["vps_id"], r["batch_id"]) for r in claimed}
+            results = []
+            rows: list[MetricRow] = []
+            for batch in group:
+                key = (batch.vps_id, batch.batch_id)
+                if key in fresh:
+                    fresh.discard(key)  # a second copy in this group is a duplicate
+                    rows.extend(batch.rows)
+                    results.append(AppendResult(len(batch.rows), duplicate=False))
+                else:
+                    results.append(AppendResult(0, duplicate=True))
+            if rows:
+                await conn.copy_records_to_table(
+                    "performance_metrics", records=rows, columns=METRIC_COLUMNS
+                )
+                await update_latest(conn, rows)
+        self.committed_rows += len(rows)
+        return results
+
+
+def _fail(batch: PendingBatch, error: BaseException) -> None:
+    if not batch.done.done():
+        batch.done.set_exception(error)

@@ -1,0 +1,102 @@
+"""`vpsmon command-side`: the gRPC server process and its graceful shutdown.
+
+On SIGTERM it stops taking new batches, commits and acks everything it has
+read, ends the streams with UNAVAILABLE (agents reconnect, possibly to
+another instance) and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+from command_side.events import follow_vps_events
+from command_side.ingest import IngestWriter
+from command_side.service import AgentCommunicationService
+from projections.maintenance import run_projection_maintenance
+from proto.options import SERVER_OPTIONS
+from proto.vpsmon.v1 import agent_pb2_grpc
+from vpsmon.settings import Settings
+from vpsmon.storage.database import open_database
+from vpsmon.storage.schema import upgrade_schema
+
+logger = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 10.0
+
+
+def _bind(server: grpc.aio.Server, settings: Settings) -> int:
+    if settings.grpc_tls_cert and settings.grpc_tls_key:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(settings.grpc_tls_key).read_bytes(), Path(settings.grpc_tls_cert).read_bytes())]
+        )
+        return server.add_secure_port(settings.grpc_listen, credentials)
+    return server.add_insecure_port(settings.grpc_listen)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    async with open_database(settings) as dsn:
+        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
+        try:
+            await _serve(dsn, pool, settings, stop)
+        finally:
+            await pool.close()
+
+
+async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+    async with pool.acquire() as conn:
+        report = await upgrade_schema(conn, settings)
+        raw_retention: timedelta = await conn.fetchval(
+            "SELECT keep FROM retention_policy WHERE relation = 'performance_metrics'"
+        )
+    writer = IngestWriter(
+        pool,
+        max_group_rows=settings.ingest_group_max_rows,
+        linger_seconds=settings.ingest_group_linger_ms / 1000,
+    )
+    writer.start()
+    service = AgentCommunicationService(pool, writer, settings, raw_retention)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    agent_pb2_grpc.add_AgentCommunicationServiceServicer_to_server(service, server)
+    port = _bind(server, settings)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.grpc_listen}")
+    await server.start()
+    background = [
+        asyncio.create_task(follow_vps_events(dsn, pool, service, settings, stop)),
+        asyncio.create_task(run_projection_maintenance(pool, report.backend, settings, stop)),
+    ]
+    logger.info(
+        "command side listening on %s (backend %s)", settings.grpc_listen, report.backend.value
+    )
+    print(f"command side listening on {settings.grpc_listen}", flush=True)
+    await stop.wait()
+
+    logger.info("shutting down: finishing %d streams", len(service.streams))
+    service.shutting_down.set()
+    await server.stop(grace=DRAIN_SECONDS)
+    await writer.close()
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    logger.info("command side stopped; %d rows committed", writer.committed_rows)
+
+
+def run(settings: Settings) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0

@@ -1,0 +1,58 @@
+"""Open agent streams, so that events elsewhere (token revoked, config changed) reach them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator
+
+import grpc
+
+from proto.vpsmon.v1 import agent_pb2
+
+
+class AgentStream:
+    """One connected agent: an outbox for messages to it and a way to end it."""
+
+    def __init__(self, vps_id: int, token: str) -> None:
+        self.vps_id = vps_id
+        self.token = token
+        self.outbox: asyncio.Queue[agent_pb2.MessageToAgent | None] = asyncio.Queue()
+        self.failure: tuple[grpc.StatusCode, str] | None = None
+        self.ended = asyncio.Event()
+        self._next_message_id = 0
+
+    def push(self, message: agent_pb2.MessageToAgent) -> None:
+        self._next_message_id += 1
+        message.server_message_id = self._next_message_id
+        self.outbox.put_nowait(message)
+
+    def fail(self, code: grpc.StatusCode, details: str) -> None:
+        """End the stream with ``code`` once its in-flight batches are acked."""
+        if self.failure is None:
+            self.failure = (code, details)
+        self.ended.set()
+
+
+class StreamRegistry:
+    def __init__(self) -> None:
+        self._by_vps: dict[int, set[AgentStream]] = defaultdict(set)
+
+    def add(self, stream: AgentStream) -> None:
+        self._by_vps[stream.vps_id].add(stream)
+
+    def remove(self, stream: AgentStream) -> None:
+        streams = self._by_vps.get(stream.vps_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._by_vps[stream.vps_id]
+
+    def for_vps(self, vps_id: int) -> list[AgentStream]:
+        return list(self._by_vps.get(vps_id, ()))
+
+    def __iter__(self) -> Iterator[AgentStream]:
+        return iter([s for streams in self._by_vps.values() for s in streams])
+
+    def __len__(self) -> int:
+        return sum(len(streams) for streams in self._by_vps.values())

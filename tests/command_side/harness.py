@@ -1,0 +1,148 @@
+"""A real command side on a real socket, and a bare-bones agent connection to drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from command_side.server import serve
+from proto.options import CLIENT_CHANNEL_OPTIONS
+from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from vpsmon.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
+@dataclass
+class RunningCommandSide:
+    address: str
+    settings: Settings
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+@asynccontextmanager
+async def command_side(dsn: str, **overrides: Any) -> AsyncIterator[RunningCommandSide]:
+    port = free_port()
+    settings = Settings(
+        database_url=dsn, backend="postgresql", grpc_listen=f"127.0.0.1:{port}", **overrides
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    try:
+        await wait_for_port(port)
+        yield RunningCommandSide(f"127.0.0.1:{port}", settings, stop, task)
+    finally:
+        stop.set()
+        await task
+
+
+def snapshot(
+    timestamp_ms: int | None = None,
+    *,
+    cpu: float = 12.5,
+    used: int = 1 << 30,
+    total: int = 4 << 30,
+    interfaces: Sequence[tuple[str, int, int]] = (("eth0", 1000, 2000),),
+) -> agent_pb2.PerformanceSnapshot:
+    return agent_pb2.PerformanceSnapshot(
+        timestamp_unix_ms=time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms,
+        cpu_overall_usage_percent=cpu,
+        memory_usage_bytes=used,
+        memory_total_bytes=total,
+        disk_total_io_read_bytes_per_sec=10,
+        disk_total_io_write_bytes_per_sec=20,
+        network_interfaces=[
+            agent_pb2.NetworkInterfaceStats(
+                interface_name=n, rx_bytes_per_sec=rx, tx_bytes_per_sec=tx
+            )
+            for n, rx, tx in interfaces
+        ],
+    )
+
+
+def batch_message(
+    snapshots: Sequence[agent_pb2.PerformanceSnapshot], batch_id: str | None = None
+) -> agent_pb2.MessageToServer:
+    return agent_pb2.MessageToServer(
+        performance_batch=agent_pb2.PerformanceSnapshotBatch(
+            batch_id=batch_id or str(uuid.uuid4()), snapshots=snapshots
+        )
+    )
+
+
+def handshake_message(token: str) -> agent_pb2.MessageToServer:
+    return agent_pb2.MessageToServer(
+        agent_handshake=agent_pb2.AgentHandshake(
+            agent_token=token, agent_version="test", hostname="test-host", os="Linux"
+        )
+    )
+
+
+class AgentConnection:
+    """One stream, driven message by message."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
+        stub = agent_pb2_grpc.AgentCommunicationServiceStub(self.channel)
+        self.call = stub.EstablishCommunicationStream()
+
+    async def send(self, message: agent_pb2.MessageToServer) -> None:
+        await self.call.write(message)
+
+    async def receive(self, timeout: float = 10.0) -> agent_pb2.MessageToAgent:
+        message = await asyncio.wait_for(self.call.read(), timeout)
+        assert isinstance(message, agent_pb2.MessageToAgent), f"stream ended: {message!r}"
+        return message
+
+    async def handshake(self, token: str) -> agent_pb2.ServerHandshakeAck:
+        await self.send(handshake_message(token))
+        reply = await self.receive()
+        assert reply.WhichOneof("payload") == "handshake_ack"
+        return reply.handshake_ack
+
+    async def send_batch(
+        self, snapshots: Sequence[agent_pb2.PerformanceSnapshot], batch_id: str | None = None
+    ) -> agent_pb2.BatchAck:
+        message = batch_message(snapshots, batch_id)
+        await self.send(message)
+        while True:
+            reply = await self.receive()
+            if reply.WhichOneof("payload") == "batch_ack":
+                assert reply.batch_ack.batch_id == message.performance_batch.batch_id
+                return reply.batch_ack
+
+    async def status(self, timeout: float = 10.0) -> grpc.StatusCode:
+        """Wait for the server to end the stream; its status code."""
+        return await asyncio.wait_for(self.call.code(), timeout)
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await self.channel.close()
