@@ -20,7 +20,7 @@ def test_base_install_is_what_an_agent_needs() -> None:
 
 def test_cli_and_wire_contract_import_without_server_packages() -> None:
     probe = (
-        "import sys, vpsmon.cli, proto.vpsmon.v1.agent_pb2_grpc\n"
+        "import sys, vpsmon.cli, proto.vpsmon.v1.agent_pb2_grpc, agent.runner\n"
         f"loaded = [m for m in {SERVER_ONLY!r} if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
@@ -29,7 +29,7 @@ def test_cli_and_wire_contract_import_without_server_packages() -> None:
 
 def test_later_subcommands_say_they_are_not_available_yet() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vpsmon.cli", "agent"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "vpsmon.cli", "query-side"], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 2
     assert "not available yet" in result.stderr

@@ -19,7 +19,6 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 # Subcommands of the CLI contract that later work fills in.
 _NOT_YET = {
     "query-side": "the HTTP query side",
-    "agent": "the host agent",
     "user": "user accounts",
     "token": "API tokens",
     "projections": "projection rebuilds",
@@ -33,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("up", help="local trial: embedded database, migrations and services")
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser("command-side", help="run the gRPC server that agents stream to")
+    commands.add_parser("agent", help="run the host agent (see `vpsmon agent --help`)")
     vps = commands.add_parser("vps", help="register and manage monitored VPSes")
     vps_commands = vps.add_subparsers(dest="vps_command", required=True, metavar="ACTION")
     add = vps_commands.add_parser("add", help="register a VPS and print its agent token")
@@ -58,7 +58,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["agent"]:
+        # The agent has its own options and must run without the server extra.
+        from agent.runner import main as agent_main
+
+        return agent_main(arguments[1:])
+    args = _parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,0 +1,80 @@
+"""Real vpsmon processes for end-to-end tests: start, stop gracefully, kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.command_side.harness import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class VpsmonProcess:
+    """`python -m vpsmon.cli ARGS` with its output captured to a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self.env = {**os.environ, **env}
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "vpsmon.cli",
+                *self.args,
+                env=self.env,
+                cwd=ROOT,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait: the graceful path."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def kill(self) -> None:
+        """kill -9: no cleanup of any kind."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class CommandSideProcess(VpsmonProcess):
+    def __init__(self, dsn: str, log: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        super().__init__(
+            ["command-side"],
+            {
+                "VPSMON_DATABASE_URL": dsn,
+                "VPSMON_BACKEND": "postgresql",
+                "VPSMON_GRPC_LISTEN": self.address,
+            },
+            log,
+        )
+
+    async def start(self) -> None:
+        await super().start()
+        try:
+            await wait_for_port(self.port)
+        except OSError:
+            raise AssertionError(f"command side did not start:\n{self.output()}") from None
