@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from projections.latest_values import update_latest
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
@@ -69,16 +70,19 @@ class IngestWriter:
         max_queued_batches: int = 512,
         max_group_rows: int = 20_000,
         linger_seconds: float = 0.002,
+        commit_timeout_seconds: float = 15.0,
     ) -> None:
         self._pool = pool
         self._queue: asyncio.Queue[PendingBatch] = asyncio.Queue(max_queued_batches)
         self._max_group_rows = max_group_rows
         self._linger = linger_seconds
+        self._commit_timeout = commit_timeout_seconds
         self._task: asyncio.Task[None] | None = None
         self.committed_rows = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
+        self._task.add_done_callback(_report_exit)
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
@@ -135,6 +139,13 @@ class IngestWriter:
             for batch in group:
                 await self._commit_group([batch])
             return
+        except Exception as error:
+            # Whatever else goes wrong (a driver error on a dropped connection,
+            # say), the writer must live on: the agents re-send these batches.
+            logger.exception("group commit failed; %d batches not committed", len(group))
+            for batch in group:
+                _fail(batch, StorageUnavailableError(repr(error)))
+            return
         for batch, result in zip(group, results, strict=True):
             if not batch.done.done():
                 batch.done.set_result(result)
@@ -144,7 +155,32 @@ class IngestWriter:
         for batch in group:
             first.setdefault((batch.vps_id, batch.batch_id), batch)
         keys = sorted(first)  # a fixed lock order across concurrent writers
-        async with self._pool.acquire() as conn, conn.transaction():
+        conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        try:
+            # Connecting and COPY on a connection the server dropped can both
+            # wait far too long; the outcome is then unknown, so the agents
+            # re-send and the batch ids sort it out.
+            async with asyncio.timeout(self._commit_timeout):
+                conn = await self._pool.acquire()
+                results, rows = await self._commit_on(conn, group, first, keys)
+        except TimeoutError:
+            if conn is not None:
+                conn.terminate()
+            raise
+        finally:
+            if conn is not None:
+                await self._pool.release(conn)
+        self.committed_rows += rows
+        return results
+
+    async def _commit_on(
+        self,
+        conn: PoolConnectionProxy[asyncpg.Record],
+        group: list[PendingBatch],
+        first: dict[tuple[int, uuid.UUID], PendingBatch],
+        keys: list[tuple[int, uuid.UUID]],
+    ) -> tuple[list[AppendResult], int]:
+        async with conn.transaction():
             claimed = await conn.fetch(
                 "INSERT INTO ingested_batches (vps_id, batch_id, accepted, rejected)"
                 " SELECT * FROM unnest($1::int[], $2::uuid[], $3::int[], $4::int[])"
@@ -170,8 +206,12 @@ class IngestWriter:
                     "performance_metrics", records=rows, columns=METRIC_COLUMNS
                 )
                 await update_latest(conn, rows)
-        self.committed_rows += len(rows)
-        return results
+        return results, len(rows)
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.critical("the ingest writer stopped", exc_info=task.exception())
 
 
 def _fail(batch: PendingBatch, error: BaseException) -> None:

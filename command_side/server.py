@@ -43,7 +43,8 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     async with open_database(settings) as dsn:
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
+        # A short connect timeout: a database that restarts must not stall ingest.
+        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8, timeout=5)
         try:
             await _serve(dsn, pool, settings, stop)
         finally:

@@ -11,7 +11,12 @@ import asyncpg
 import grpc
 
 from command_side.agent_config import agent_config_for
-from command_side.ingest import IngestWriter, PendingBatch, StorageUnavailableError
+from command_side.ingest import (
+    CONNECTION_ERRORS,
+    IngestWriter,
+    PendingBatch,
+    StorageUnavailableError,
+)
 from command_side.streams import AgentStream, StreamRegistry
 from command_side.validation import InvalidBatchError, validate_batch
 from command_side.vps_commands import vps_for_token
@@ -74,7 +79,12 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                 "the first message on a stream must be an AgentHandshake",
             )
         handshake = first.agent_handshake
-        vps_id = await vps_for_token(self._pool, handshake.agent_token)
+        try:
+            vps_id = await vps_for_token(self._pool, handshake.agent_token)
+            if vps_id is not None:
+                config = await agent_config_for(self._pool, vps_id, self._settings)
+        except CONNECTION_ERRORS:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry later")
         if vps_id is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked agent token")
         assert vps_id is not None
@@ -89,7 +99,6 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             context.peer(),
         )
         stream = AgentStream(vps_id, handshake.agent_token)
-        config = await agent_config_for(self._pool, vps_id, self._settings)
         stream.push(
             agent_pb2.MessageToAgent(
                 handshake_ack=agent_pb2.ServerHandshakeAck(vps_id=vps_id, config=config)
