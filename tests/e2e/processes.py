@@ -13,6 +13,17 @@ from tests.command_side.harness import free_port, wait_for_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_started: list[VpsmonProcess] = []
+
+
+def kill_leftovers() -> None:
+    """Kill every process a test started and did not stop (e.g. after a failure)."""
+    while _started:
+        process = _started.pop().process
+        if process is not None and process.returncode is None:
+            process.kill()
+
+
 class VpsmonProcess:
     """`python -m vpsmon.cli ARGS` with its output captured to a log file."""
 
@@ -35,6 +46,7 @@ class VpsmonProcess:
                 stdout=log,
                 stderr=log,
             )
+        _started.append(self)
 
     @property
     def running(self) -> bool:

@@ -60,9 +60,12 @@ async def test_duplicated_batches_across_two_command_sides_land_once(
     conn = await asyncpg.connect(embedded_database)
     try:
         assert await conn.fetchval("SELECT count(*) FROM performance_metrics") == produced
-        assert await conn.fetchval(
-            "SELECT count(*) FROM (SELECT DISTINCT vps_id, time FROM performance_metrics) d"
-        ) == produced
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM (SELECT DISTINCT vps_id, time FROM performance_metrics) d"
+            )
+            == produced
+        )
         assert await conn.fetchval("SELECT count(*) FROM vps_latest") == len(tokens)
     finally:
         await conn.close()

@@ -1,0 +1,144 @@
+"""A fleet for end-to-end tests: real agent processes, in-test agents that produce
+synthetic load through the real AgentClient and spool, and the ledger of what
+they produced, to compare with the database."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from agent.client import AgentClient, Backoff
+from agent.spool import SUFFIX, SnapshotSpool
+from proto.vpsmon.v1 import agent_pb2
+from tests.command_side.harness import snapshot
+from tests.e2e.processes import VpsmonProcess
+
+SPOOLED = re.compile(r"spool: added batch (\S+) with (\d+) snapshots")
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Ledger:
+    """Every batch an agent spooled: the ground truth of what was produced."""
+
+    batches: dict[str, int] = field(default_factory=dict)
+
+    def add(self, batch_id: str, snapshots: int) -> None:
+        assert batch_id not in self.batches, f"batch {batch_id} produced twice"
+        self.batches[batch_id] = snapshots
+
+    @property
+    def snapshots(self) -> int:
+        return sum(self.batches.values())
+
+
+class AgentProcess(VpsmonProcess):
+    """`vpsmon agent` sampling this machine every second."""
+
+    def __init__(self, address: str, token: str, directory: Path) -> None:
+        self.spool_dir = directory / "spool"
+        config = directory / "agent.toml"
+        config.write_text(
+            f'server = "{address}"\ntoken = "{token}"\nspool_dir = "{self.spool_dir}"\n'
+        )
+        super().__init__(["agent", "--config", str(config), "-v"], {}, directory / "agent.log")
+
+    def spooled_files(self) -> int:
+        return len(list(self.spool_dir.glob(f"*{SUFFIX}"))) if self.spool_dir.exists() else 0
+
+    def ledger(self) -> Ledger:
+        ledger = Ledger()
+        for batch_id, count in SPOOLED.findall(self.output()):
+            ledger.add(batch_id, int(count))
+        return ledger
+
+
+class SyntheticAgent:
+    """The real client and spool, fed synthetic snapshots as fast as asked."""
+
+    def __init__(self, address: str, token: str, spool_dir: Path, batch_size: int = 50) -> None:
+        self.spool = SnapshotSpool(spool_dir)
+        self.client = AgentClient(address, token, self.spool, backoff=Backoff(base=0.05, cap=0.5))
+        self.ledger = Ledger()
+        self.batch_size = batch_size
+        self._clock_ms = time.time_ns() // 1_000_000 - 3_600_000
+        self._tasks: list[asyncio.Task[None]] = []
+        self._producing = asyncio.Event()
+
+    def start(self) -> None:
+        self._producing.set()
+        self._tasks = [asyncio.create_task(self.client.run()), asyncio.create_task(self._produce())]
+
+    async def _produce(self) -> None:
+        while self._producing.is_set():
+            snapshots = []
+            for _ in range(self.batch_size):
+                self._clock_ms += 1
+                snapshots.append(snapshot(self._clock_ms))
+            batch = agent_pb2.PerformanceSnapshotBatch(
+                batch_id=str(uuid.uuid4()), snapshots=snapshots
+            )
+            self.client.submit(batch)
+            self.ledger.add(batch.batch_id, len(snapshots))
+            await asyncio.sleep(0.02)
+
+    def stop_producing(self) -> None:
+        self._producing.clear()
+
+    async def drain_and_stop(self, timeout: float = 60.0) -> None:
+        self.stop_producing()
+
+        async def spool_empty() -> bool:
+            return len(self.spool) == 0
+
+        await wait_for(spool_empty, "the synthetic agent's spool to drain", timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def assert_exactly_once(dsn: str, ledgers: dict[int, Ledger]) -> None:
+    """Rows and batch ids in the database equal what was produced, per VPS."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        for vps_id, ledger in ledgers.items():
+            stored = {
+                str(r["batch_id"]): r["accepted"]
+                for r in await conn.fetch(
+                    "SELECT batch_id, accepted FROM ingested_batches WHERE vps_id = $1", vps_id
+                )
+            }
+            assert stored == ledger.batches, f"VPS {vps_id}: committed batches differ"
+            rows = await conn.fetchval(
+                "SELECT count(*) FROM performance_metrics WHERE vps_id = $1", vps_id
+            )
+            distinct = await conn.fetchval(
+                "SELECT count(DISTINCT time) FROM performance_metrics WHERE vps_id = $1", vps_id
+            )
+            assert rows == ledger.snapshots, (
+                f"VPS {vps_id}: {rows} rows, produced {ledger.snapshots}"
+            )
+            assert distinct == rows, f"VPS {vps_id}: duplicated snapshots"
+            newest = await conn.fetchval(
+                "SELECT max(time) FROM performance_metrics WHERE vps_id = $1", vps_id
+            )
+            latest = await conn.fetchval("SELECT time FROM vps_latest WHERE vps_id = $1", vps_id)
+            assert latest == newest, f"VPS {vps_id}: vps_latest is not the newest snapshot"
+    finally:
+        await conn.close()

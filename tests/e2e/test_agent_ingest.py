@@ -1,0 +1,177 @@
+"""Agents to database with real processes: exactly once, through every fault."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from command_side.vps_commands import register_vps
+from tests.e2e.fleet import (
+    AgentProcess,
+    SyntheticAgent,
+    assert_exactly_once,
+    wait_for,
+)
+from tests.e2e.processes import CommandSideProcess
+from vpsmon.settings import Settings
+from vpsmon.storage.schema import upgrade_schema
+
+
+@dataclass
+class Registered:
+    vps_id: int
+    token: str
+
+
+async def register(dsn: str, count: int) -> list[Registered]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await upgrade_schema(conn, Settings(backend="postgresql"))
+        return [
+            Registered(issued.vps_id, issued.token)
+            for issued in [await register_vps(conn, f"host-{i}") for i in range(count)]
+        ]
+    finally:
+        await conn.close()
+
+
+async def committed_batches(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM ingested_batches")
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_agent_process_snapshots_land_exactly_once(
+    embedded_database: str, tmp_path: Path
+) -> None:
+    (vps,) = await register(embedded_database, 1)
+    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    await side.start()
+    agent = AgentProcess(side.address, vps.token, tmp_path)
+    await agent.start()
+    try:
+
+        async def five_batches() -> bool:
+            return await committed_batches(embedded_database) >= 5
+
+        await wait_for(five_batches, "five committed batches from the agent")
+    finally:
+        assert await agent.stop() == 0, agent.output()
+        assert await side.stop() == 0, side.output()
+    assert agent.spooled_files() == 0
+    ledger = agent.ledger()
+    assert ledger.snapshots >= 5
+    await assert_exactly_once(embedded_database, {vps.vps_id: ledger})
+
+
+async def test_kill_9_of_the_command_side_mid_stream(
+    embedded_database: str, tmp_path: Path
+) -> None:
+    real, *synthetic_vps = await register(embedded_database, 3)
+    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    await side.start()
+    agent = AgentProcess(side.address, real.token, tmp_path)
+    await agent.start()
+    loaders = [
+        SyntheticAgent(side.address, v.token, tmp_path / f"load{i}")
+        for i, v in enumerate(synthetic_vps)
+    ]
+    for loader in loaders:
+        loader.start()
+
+    async def some_committed() -> bool:
+        return await committed_batches(embedded_database) >= 20
+
+    await wait_for(some_committed, "batches before the crash")
+    await side.kill()
+
+    async def spools_growing() -> bool:
+        return all(len(loader.spool) >= 5 for loader in loaders)
+
+    await wait_for(spools_growing, "batches to pile up in the spools while the server is down")
+    await side.start()
+    before = await committed_batches(embedded_database)
+
+    async def progressing() -> bool:
+        return await committed_batches(embedded_database) >= before + 20
+
+    await wait_for(progressing, "ingest to resume after the restart")
+    for loader in loaders:
+        await loader.drain_and_stop()
+    assert await agent.stop() == 0
+    assert agent.spooled_files() == 0
+    assert await side.stop() == 0
+    await assert_exactly_once(
+        embedded_database,
+        {
+            real.vps_id: agent.ledger(),
+            **{v.vps_id: loader.ledger for v, loader in zip(synthetic_vps, loaders, strict=True)},
+        },
+    )
+
+
+async def test_agent_restarted_with_unacked_batches_in_its_spool(
+    embedded_database: str, tmp_path: Path
+) -> None:
+    (vps,) = await register(embedded_database, 1)
+    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    agent = AgentProcess(side.address, vps.token, tmp_path)
+    await agent.start()  # the server is not up: every batch stays unacked
+
+    async def three_spooled() -> bool:
+        return agent.spooled_files() >= 3
+
+    await wait_for(three_spooled, "unacked batches in the agent's spool")
+    assert await agent.stop() == 0
+    left = agent.spooled_files()
+    assert left >= 3
+    await side.start()
+    await agent.start()
+
+    async def spool_drained() -> bool:
+        return agent.spooled_files() == 0 and await committed_batches(embedded_database) > left
+
+    await wait_for(spool_drained, "the restarted agent to deliver its spool")
+    assert await agent.stop() == 0
+    assert await side.stop() == 0
+    await assert_exactly_once(embedded_database, {vps.vps_id: agent.ledger()})
+
+
+async def test_command_side_down_for_a_while_then_back(
+    embedded_database: str, tmp_path: Path
+) -> None:
+    real, loader_vps = await register(embedded_database, 2)
+    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    await side.start()
+    agent = AgentProcess(side.address, real.token, tmp_path)
+    await agent.start()
+    loader = SyntheticAgent(side.address, loader_vps.token, tmp_path / "load")
+    loader.start()
+
+    async def flowing() -> bool:
+        return await committed_batches(embedded_database) >= 10
+
+    await wait_for(flowing, "ingest to flow")
+    assert await side.stop() == 0  # graceful: in-flight batches are acked first
+
+    async def outage_backlog() -> bool:
+        return agent.spooled_files() >= 3 and len(loader.spool) >= 20
+
+    await wait_for(outage_backlog, "a backlog during the outage")
+    await side.start()
+    await loader.drain_and_stop()
+
+    async def agent_drained() -> bool:
+        return agent.spooled_files() == 0
+
+    await wait_for(agent_drained, "the agent's backlog to land")
+    assert await agent.stop() == 0
+    assert await side.stop() == 0
+    await assert_exactly_once(
+        embedded_database, {real.vps_id: agent.ledger(), loader_vps.vps_id: loader.ledger}
+    )
