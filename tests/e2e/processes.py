@@ -59,6 +59,14 @@ class VpsmonProcess:
             self.process.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(self.process.wait(), timeout)
 
+    async def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
     async def kill(self) -> None:
         """kill -9: no cleanup of any kind."""
         assert self.process is not None
