@@ -45,13 +45,16 @@ class RefreshReport:
     late_ranges: int = 0
 
 
-async def refresh(conn: Connection) -> RefreshReport | None:
-    """Bring every level up to date; None when another process is refreshing."""
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFRESH_LOCK_KEY):
+async def refresh(conn: Connection, *, wait: bool = False) -> RefreshReport | None:
+    """Bring every level up to date; None when another process is refreshing
+    (unless ``wait``, which queues behind it)."""
+    if wait:
+        await conn.execute("SELECT pg_advisory_lock($1)", REFRESH_LOCK_KEY)
+    elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFRESH_LOCK_KEY):
         return None
     try:
         now: datetime = await conn.fetchval("SELECT clock_timestamp()")
-        targets = {level.name: level.floor(now - level.width) for level in LEVELS}
+        targets = {level.name: level.materialize_until(now) for level in LEVELS}
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", THRESHOLD_LOCK_KEY)
             await conn.execute(

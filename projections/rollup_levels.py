@@ -17,6 +17,14 @@ class RollupLevel:
     # The relation this level is aggregated from, whose retention bounds how
     # far back it can be recomputed.
     source: str
+    # Buckets are materialized only once they ended this long ago. Rows that
+    # arrive later (a spool replay) take the slower late-row path; a margin of
+    # minutes keeps ordinary upload delays off it. The views show everything
+    # newer from the level below, so this costs no freshness.
+    end_offset: timedelta
+
+    def materialize_until(self, now: datetime) -> datetime:
+        return self.floor(now - self.end_offset)
 
     def floor(self, moment: datetime) -> datetime:
         """Start of the bucket that holds ``moment``."""
@@ -29,7 +37,25 @@ class RollupLevel:
 
 
 LEVELS = (
-    RollupLevel("1m", timedelta(minutes=1), "performance_metrics_1m", "performance_metrics"),
-    RollupLevel("5m", timedelta(minutes=5), "performance_metrics_5m", "performance_metrics_1m"),
-    RollupLevel("1h", timedelta(hours=1), "performance_metrics_1h", "performance_metrics_5m"),
+    RollupLevel(
+        "1m",
+        timedelta(minutes=1),
+        "performance_metrics_1m",
+        "performance_metrics",
+        timedelta(minutes=5),
+    ),
+    RollupLevel(
+        "5m",
+        timedelta(minutes=5),
+        "performance_metrics_5m",
+        "performance_metrics_1m",
+        timedelta(minutes=10),
+    ),
+    RollupLevel(
+        "1h",
+        timedelta(hours=1),
+        "performance_metrics_1h",
+        "performance_metrics_5m",
+        timedelta(hours=1),
+    ),
 )

@@ -7,7 +7,10 @@ operators after a bulk import).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+
+import asyncpg
 
 from projections.rollup_levels import LEVELS
 from vpsmon.storage.types import Connection
@@ -23,13 +26,23 @@ async def refresh(conn: Connection, window: timedelta | None) -> dict[str, datet
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
     ends = {}
     for level in LEVELS:
-        end = level.floor(now - level.width)
-        await conn.execute(
-            "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
-            level.view,
-            level.floor(now - window) if window is not None else None,
-            end,
-        )
+        end = level.materialize_until(now)
+        start = level.floor(now - window) if window is not None else None
+        for attempt in range(50):
+            try:
+                await conn.execute(
+                    "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz,"
+                    " $3::timestamptz)",
+                    level.view,
+                    start,
+                    end,
+                )
+                break
+            except asyncpg.LockNotAvailableError:
+                # The policy job is refreshing the same aggregate; ours follows it.
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
         ends[level.name] = end
     return ends
 

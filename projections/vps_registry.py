@@ -27,12 +27,17 @@ class VpsEvent:
 async def apply_vps_event(conn: Connection, event: VpsEvent) -> None:
     """Update the projections for one event, inside the caller's transaction."""
     if event.event_type == "registered":
+        # An owner deleted since (or an event from before owners existed): no owner,
+        # as ON DELETE SET NULL left it, so that a replay yields the same table.
         await conn.execute(
-            "INSERT INTO vps (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)"
-            " ON CONFLICT (id) DO UPDATE SET name = $2, created_at = $3, updated_at = $3",
+            "INSERT INTO vps (id, name, created_at, updated_at, owner_id)"
+            " VALUES ($1, $2, $3, $3, (SELECT id FROM users WHERE id = $4))"
+            " ON CONFLICT (id) DO UPDATE SET name = $2, created_at = $3, updated_at = $3,"
+            " owner_id = EXCLUDED.owner_id",
             event.vps_id,
             event.payload["name"],
             event.occurred_at,
+            event.payload.get("owner_id"),
         )
         await _activate_token(conn, event)
     elif event.event_type == "renamed":

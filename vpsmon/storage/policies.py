@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from projections.rollup_levels import LEVELS
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.types import Connection
-
-ROLLUP_WIDTHS = {
-    "performance_metrics_1m": timedelta(minutes=1),
-    "performance_metrics_5m": timedelta(minutes=5),
-    "performance_metrics_1h": timedelta(hours=1),
-}
 
 # How often TimescaleDB refreshes each continuous aggregate (DESIGN.md: at
 # least every minute for 1m, every five minutes for 5m and 1h).
@@ -75,7 +70,8 @@ async def _apply_timescale_policies(conn: Connection, settings: Settings) -> Non
         await conn.execute(
             "SELECT add_retention_policy($1::regclass, drop_after => $2::interval)", relation, keep
         )
-    for view, width in ROLLUP_WIDTHS.items():
+    for level in LEVELS:
+        view = level.view
         await conn.execute(
             "SELECT remove_continuous_aggregate_policy($1::regclass, if_exists => true)", view
         )
@@ -84,7 +80,7 @@ async def _apply_timescale_policies(conn: Connection, settings: Settings) -> Non
             " end_offset => $3::interval, schedule_interval => $4::interval)",
             view,
             window,
-            width,
+            level.end_offset,
             _REFRESH_SCHEDULE[view],
         )
     await conn.execute("SELECT remove_compression_policy('performance_metrics', if_exists => true)")

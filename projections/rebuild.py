@@ -1,0 +1,79 @@
+"""`vpsmon projections rebuild`: recompute every projection from the event logs.
+
+- `vps` and `agent_tokens` are replayed from `vps_events` in place (emptying
+  `vps` would cascade into the measurements);
+- `vps_latest` is emptied and recomputed from `performance_metrics`;
+- the rollups are recomputed for everything the raw log still holds. Buckets
+  older than raw retention cannot be recomputed (their raw rows are gone by
+  design) and are kept as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from projections import postgres_rollups
+from projections.latest_values import LATEST_CHANNEL, encode_notifications
+from projections.rollup_levels import LEVELS
+from projections.vps_registry import rebuild_vps_registry
+from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.storage.backend import Backend
+from vpsmon.storage.types import Connection
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    vps_events: int
+    latest_rows: int
+    rollups_from: datetime
+
+
+async def rebuild_latest(conn: Connection) -> int:
+    columns = ", ".join(METRIC_COLUMNS)
+    async with conn.transaction():
+        await conn.execute("DELETE FROM vps_latest")
+        rows = await conn.fetch(
+            f"INSERT INTO vps_latest ({columns})"
+            f" SELECT DISTINCT ON (vps_id) {columns} FROM performance_metrics"
+            f" ORDER BY vps_id, time DESC RETURNING {columns}"
+        )
+        # Caches apply only newer values, so re-announcing the same ones is harmless.
+        for payload in encode_notifications([tuple(row) for row in rows]):
+            await conn.execute("SELECT pg_notify($1, $2)", LATEST_CHANNEL, payload)
+    return len(rows)
+
+
+async def rebuild_rollups(conn: Connection, backend: Backend) -> datetime:
+    """Recompute every bucket that raw retention still covers; returns where that starts."""
+    raw_keep: timedelta = await conn.fetchval(
+        "SELECT keep FROM retention_policy WHERE relation = 'performance_metrics'"
+    )
+    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    start = LEVELS[-1].ceil(now - raw_keep)
+    if backend is Backend.TIMESCALEDB:
+        for level in LEVELS:
+            await conn.execute(
+                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, NULL,"
+                " force => true)",
+                level.view,
+                start,
+            )
+        return start
+    # Plain PostgreSQL: declare the whole range invalid for every VPS; the
+    # refresh recomputes it exactly as it would after late rows.
+    await conn.execute(
+        "INSERT INTO vpsmon_rollups.invalidations (vps_id, lowest, greatest)"
+        " SELECT id, $1, $2 FROM vps",
+        start,
+        now,
+    )
+    await postgres_rollups.refresh(conn, wait=True)
+    return start
+
+
+async def rebuild_projections(conn: Connection, backend: Backend) -> RebuildReport:
+    events = await rebuild_vps_registry(conn)
+    latest = await rebuild_latest(conn)
+    start = await rebuild_rollups(conn, backend)
+    return RebuildReport(events, latest, start)
