@@ -55,18 +55,29 @@ async def _append(conn: Connection, vps_id: int, event_type: str, payload: dict[
     )
 
 
-async def register_vps(conn: Connection, name: str) -> IssuedToken:
+async def register_vps(conn: Connection, name: str, owner_id: int | None = None) -> IssuedToken:
+    """Register a VPS owned by user ``owner_id`` (None: no owner, only admins see it)."""
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise ValueError("a VPS name must be 1 to 200 characters")
     token = _new_token()
     async with conn.transaction():
+        if owner_id is not None and not await conn.fetchval(
+            # FOR KEY SHARE: the owner cannot be deleted before this commits.
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE)",
+            owner_id,
+        ):
+            raise ValueError(f"no user with id {owner_id}")
         vps_id: int = await conn.fetchval("SELECT nextval('vps_id_seq')")
         await _append(
             conn,
             vps_id,
             "registered",
-            {"name": name, "token_sha256": hash_agent_token(token).hex()},
+            {
+                "name": name,
+                "token_sha256": hash_agent_token(token).hex(),
+                "owner_id": owner_id,
+            },
         )
     return IssuedToken(vps_id, token)
 

@@ -25,11 +25,3 @@ def test_cli_and_wire_contract_import_without_server_packages() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT)
-
-
-def test_later_subcommands_say_they_are_not_available_yet() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "vpsmon.cli", "query-side"], capture_output=True, text=True, cwd=ROOT
-    )
-    assert result.returncode == 2
-    assert "not available yet" in result.stderr

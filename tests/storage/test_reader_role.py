@@ -37,6 +37,10 @@ async def test_reader_can_select(reader: Store, relation: str) -> None:
     [
         "SELECT token_sha256 FROM agent_tokens",
         "SELECT payload FROM vps_events",
+        "SELECT password_hash FROM users",
+        "SELECT token_sha256 FROM api_tokens",
+        "SELECT session_sha256 FROM sessions",
+        "SELECT username FROM login_failures",
         "INSERT INTO performance_metrics VALUES (now(), 1, 1, 1, 2, 3, 4, 5, 6)",
         "UPDATE performance_metrics SET cpu_usage_percent = 0",
         "DELETE FROM performance_metrics",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 
@@ -18,9 +18,24 @@ logger = logging.getLogger(__name__)
 EMBEDDED_DATABASE = "vpsmon"
 
 
+@contextmanager
+def database_dsn(settings: Settings) -> Iterator[str]:
+    """The configured DSN; or start (or join) the embedded cluster and stop it on exit."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(default_data_dir())
+    server_dsn = server.start()
+    try:
+        asyncio.run(_ensure_database(server_dsn, EMBEDDED_DATABASE))
+        yield with_database(server_dsn, EMBEDDED_DATABASE)
+    finally:
+        server.stop()
+
+
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[str]:
-    """Yield a DSN for the configured database; an embedded one is stopped on exit."""
+    """The same for code already inside an event loop."""
     if settings.database_url:
         yield settings.database_url
         return

@@ -1,0 +1,114 @@
+"""The latest-values projection held in memory, so /metrics/latest costs no query.
+
+Each query-side worker warms it from `vps_latest` and then follows the NOTIFY
+that the command side sends with every commit. When the listening connection
+drops (a database restart) it reconnects and re-warms before serving the
+updates again, so the cache is never silently stale. SSE viewers subscribe
+here: one cache update fans out to all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+
+from projections.latest_values import LATEST_CHANNEL, decode_notification
+from vpsmon.metrics import METRIC_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+Latest = dict[str, Any]
+
+
+class LatestValuesCache:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._values: dict[int, Latest] = {}
+        self._subscribers: dict[int, set[asyncio.Queue[Latest]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self.connected = False
+
+    def get(self, vps_id: int) -> Latest | None:
+        return self._values.get(vps_id)
+
+    def subscribe(self, vps_id: int) -> asyncio.Queue[Latest]:
+        # Bounded: a viewer that cannot keep up misses intermediate values,
+        # which is right for "latest".
+        queue: asyncio.Queue[Latest] = asyncio.Queue(maxsize=16)
+        self._subscribers[vps_id].add(queue)
+        return queue
+
+    def unsubscribe(self, vps_id: int, queue: asyncio.Queue[Latest]) -> None:
+        subscribers = self._subscribers.get(vps_id)
+        if subscribers is not None:
+            subscribers.discard(queue)
+            if not subscribers:
+                del self._subscribers[vps_id]
+
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="latest-values-cache")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _apply(self, row: Latest) -> None:
+        current = self._values.get(row["vps_id"])
+        if current is not None and current["time"] >= row["time"]:
+            return
+        self._values[row["vps_id"]] = row
+        for queue in self._subscribers.get(row["vps_id"], ()):
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(row)
+
+    async def _follow(self) -> None:
+        delay = 0.2
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+                notifications: asyncio.Queue[str] = asyncio.Queue()
+                await conn.add_listener(
+                    LATEST_CHANNEL, lambda *args, queue=notifications: queue.put_nowait(args[3])
+                )
+                # Listen first, then warm: nothing committed in between is lost.
+                rows = await conn.fetch(f"SELECT {', '.join(METRIC_COLUMNS)} FROM vps_latest")
+                known = {row["vps_id"] for row in rows}
+                for vps_id in set(self._values) - known:
+                    del self._values[vps_id]  # removed while we were away
+                for row in rows:
+                    self._apply(dict(row))
+                self.connected = True
+                self.ready.set()
+                delay = 0.2
+                logger.info("latest-values cache warm: %d VPSes", len(rows))
+                while not conn.is_closed():
+                    try:
+                        payload = await asyncio.wait_for(notifications.get(), 1.0)
+                    except TimeoutError:
+                        continue
+                    for update in decode_notification(payload):
+                        self._apply(update)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("latest-values listener lost (%r); reconnecting", error)
+            finally:
+                self.connected = False
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

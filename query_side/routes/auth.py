@@ -1,0 +1,76 @@
+"""Login and logout with an HttpOnly, SameSite session cookie."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from query_side.access import SESSION_COOKIE, current_user
+from query_side.accounts import LoginRefused, login, logout
+from query_side.context import state
+from query_side.errors import ApiError
+from query_side.responses import json_response
+from query_side.schemas import LoginRequest
+
+bp = Blueprint("auth", url_prefix="/api/auth")
+
+SESSION_TTL = timedelta(days=7)
+
+
+def _parse_login(request: Request) -> LoginRequest:
+    try:
+        return LoginRequest.model_validate_json(request.body or b"")
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
+        )
+        raise ApiError(422, "invalid_body", problems) from None
+
+
+@bp.post("/login")
+async def login_route(request: Request) -> HTTPResponse:
+    credentials = _parse_login(request)
+    client_ip = request.remote_addr or request.ip or "unknown"
+    try:
+        async with state(request).pool.acquire() as conn:
+            user, session = await login(
+                conn,
+                credentials.username,
+                credentials.password,
+                client_ip,
+                session_ttl=SESSION_TTL,
+            )
+    except LoginRefused as refused:
+        if refused.retry_after_seconds is not None:
+            raise ApiError(
+                429,
+                "too_many_attempts",
+                refused.reason,
+                {"Retry-After": str(refused.retry_after_seconds)},
+            ) from None
+        raise ApiError(401, "invalid_credentials", refused.reason) from None
+    response = json_response({"username": user.username, "is_admin": user.is_admin})
+    response.add_cookie(
+        SESSION_COOKIE,
+        session,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request.scheme == "https",
+        max_age=int(SESSION_TTL.total_seconds()),
+    )
+    return response
+
+
+@bp.post("/logout")
+async def logout_route(request: Request) -> HTTPResponse:
+    await current_user(request)
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        await logout(state(request).pool, session)
+    response = HTTPResponse(status=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,476 @@
+"""Accounts against a real database: passwords, API tokens, logins, rate limits, visibility."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from command_side.vps_commands import register_vps
+from projections.vps_registry import rebuild_vps_registry
+from query_side import accounts
+from query_side.accounts import (
+    INVALID_CREDENTIALS,
+    TOO_MANY_FAILURES,
+    LoginRefused,
+    User,
+    authenticate_token,
+    can_see_vps,
+    create_api_token,
+    create_user,
+    find_user,
+    first_admin,
+    hash_password,
+    login,
+    logout,
+    prune_expired,
+    revoke_api_token,
+    session_user,
+    verify_password,
+    visible_vps_clause,
+    visible_vps_ids,
+)
+from vpsmon.settings import Settings
+from vpsmon.storage.schema import upgrade_schema
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(embedded_database)
+    try:
+        await upgrade_schema(connection, Settings(backend="postgresql"))
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def failures(conn: asyncpg.Connection, username: str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM login_failures WHERE username = $1", username
+    )
+    return count
+
+
+async def fail(conn: asyncpg.Connection, username: str, client_ip: str, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(LoginRefused) as refused:
+            await login(conn, username, "wrong password", client_ip)
+        assert refused.value.reason == INVALID_CREDENTIALS
+        assert refused.value.retry_after_seconds is None
+
+
+# --- passwords ---------------------------------------------------------------
+
+
+def test_password_hash_format_and_verify() -> None:
+    encoded = hash_password(PASSWORD)
+    scheme, n, r, p, salt, digest = encoded.split("$")
+    assert (scheme, n, r, p) == ("scrypt", str(2**14), "8", "1")
+    assert len(base64.b64decode(salt)) == 16
+    assert len(base64.b64decode(digest)) == 32
+    assert PASSWORD not in encoded
+    assert verify_password(PASSWORD, encoded)
+    assert not verify_password(PASSWORD + "!", encoded)
+    assert not verify_password("", encoded)
+    # A fresh salt each time: equal passwords do not give equal hashes.
+    other = hash_password(PASSWORD)
+    assert other != encoded
+    assert verify_password(PASSWORD, other)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "plain",
+        "bcrypt$16384$8$1$AAAA$AAAA",
+        "scrypt$1000$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "scrypt$16384$8$1$not base64$AAAA",
+        "scrypt$x$8$1$AAAA$AAAA",
+    ],
+)
+def test_malformed_hashes_never_match(encoded: str) -> None:
+    assert not verify_password(PASSWORD, encoded)
+
+
+# --- users -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "message"),
+    [
+        ("", PASSWORD, "1 to 64 characters"),
+        ("a" * 65, PASSWORD, "1 to 64 characters"),
+        ("with space", PASSWORD, "1 to 64 characters"),
+        ("semi;colon", PASSWORD, "1 to 64 characters"),
+        ("tr\u00e4ger", PASSWORD, "1 to 64 characters"),
+        ("trailing\n", PASSWORD, "1 to 64 characters"),
+        ("alice", "short", "at least 8 characters"),
+        ("alice", "x" * 1025, "at most 1024 characters"),
+    ],
+)
+async def test_create_user_validation(
+    conn: asyncpg.Connection, username: str, password: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await create_user(conn, username, password)
+    assert await conn.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_create_user_and_duplicates_in_any_case(conn: asyncpg.Connection) -> None:
+    alice = await create_user(conn, "Alice.Smith@example-1_x", PASSWORD)
+    assert alice == User(alice.id, "Alice.Smith@example-1_x", False)
+    admin = await create_user(conn, "root", PASSWORD, admin=True)
+    assert admin.is_admin
+    with pytest.raises(ValueError, match=r"^user alice.smith@EXAMPLE-1_x already exists$"):
+        await create_user(conn, "alice.smith@EXAMPLE-1_x", PASSWORD)
+    assert await find_user(conn, "ALICE.smith@example-1_x") == alice
+    assert await find_user(conn, "nobody") is None
+    assert await first_admin(conn) == admin
+    stored = await conn.fetchval("SELECT password_hash FROM users WHERE id = $1", alice.id)
+    assert stored.startswith("scrypt$")
+    assert verify_password(PASSWORD, stored)
+
+
+# --- API tokens --------------------------------------------------------------
+
+
+async def test_api_token_create_authenticate_revoke(conn: asyncpg.Connection) -> None:
+    alice = await create_user(conn, "alice", PASSWORD)
+    token = await create_api_token(conn, "ALICE", name="grafana")
+    assert token.startswith("vpsa_")
+    assert len(token) >= 5 + 43  # 256 random bits, url-safe base64
+    assert await create_api_token(conn, "alice") != token
+
+    row = await conn.fetchrow("SELECT * FROM api_tokens WHERE name = 'grafana'")
+    assert row is not None
+    assert row["token_sha256"] == hashlib.sha256(token.encode()).digest()
+    assert row["user_id"] == alice.id
+    assert row["last_used_at"] is None
+    assert token not in json.dumps(
+        [dict(r) for r in await conn.fetch("SELECT * FROM api_tokens")], default=str
+    )
+
+    assert await authenticate_token(conn, token) == alice
+    assert await authenticate_token(conn, token + "x") is None
+    assert await authenticate_token(conn, "vpss_" + token[5:]) is None
+    assert await authenticate_token(conn, "") is None
+
+    assert await revoke_api_token(conn, token)
+    assert await authenticate_token(conn, token) is None
+    assert not await revoke_api_token(conn, token)
+    assert not await revoke_api_token(conn, "vpsa_unknown")
+
+    with pytest.raises(LookupError, match="no user named bob"):
+        await create_api_token(conn, "bob")
+
+
+async def test_last_used_at_is_written_at_most_once_a_minute(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    token = await create_api_token(conn, "alice")
+    digest = hashlib.sha256(token.encode()).digest()
+    last_used = "SELECT last_used_at FROM api_tokens WHERE token_sha256 = $1"
+
+    assert await authenticate_token(conn, token) is not None
+    first = await conn.fetchval(last_used, digest)
+    assert first is not None
+    await conn.execute(
+        "UPDATE api_tokens SET last_used_at = now() - interval '30 seconds'"
+        " WHERE token_sha256 = $1",
+        digest,
+    )
+    recent = await conn.fetchval(last_used, digest)
+    assert await authenticate_token(conn, token) is not None
+    assert await conn.fetchval(last_used, digest) == recent  # not rewritten
+
+    await conn.execute(
+        "UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE token_sha256 = $1",
+        digest,
+    )
+    assert await authenticate_token(conn, token) is not None
+    assert await conn.fetchval(last_used, digest) > recent
+
+
+async def test_deleting_a_user_ends_their_tokens_and_sessions(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    token = await create_api_token(conn, "alice")
+    _, session = await login(conn, "alice", PASSWORD, "10.0.0.1")
+    await conn.execute("DELETE FROM users WHERE username = 'alice'")
+    assert await authenticate_token(conn, token) is None
+    assert await session_user(conn, session) is None
+    assert await conn.fetchval("SELECT count(*) FROM api_tokens") == 0
+    assert await conn.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+# --- logins and sessions -----------------------------------------------------
+
+
+async def test_login_session_logout(conn: asyncpg.Connection) -> None:
+    alice = await create_user(conn, "Alice", PASSWORD)
+    user, session = await login(conn, "alice", PASSWORD, "10.0.0.1")
+    assert user == alice
+    assert session.startswith("vpss_")
+    assert await session_user(conn, session) == alice
+    stored = await conn.fetchrow("SELECT * FROM sessions")
+    assert stored is not None
+    assert stored["session_sha256"] == hashlib.sha256(session.encode()).digest()
+    lifetime = stored["expires_at"] - stored["created_at"]
+    assert lifetime == timedelta(days=7)
+
+    _, other = await login(conn, "ALICE", PASSWORD, "10.0.0.2", session_ttl=timedelta(hours=1))
+    assert other != session
+
+    await logout(conn, session)
+    assert await session_user(conn, session) is None
+    assert await session_user(conn, other) == alice  # only that session ended
+    await logout(conn, session)  # again: a no-op
+    await logout(conn, "garbage")
+    assert await session_user(conn, "garbage") is None
+    assert await session_user(conn, "vpsa_" + other[5:]) is None
+
+
+async def test_expired_session_is_refused_and_pruned(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    _, session = await login(conn, "alice", PASSWORD, "10.0.0.1")
+    await conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+    assert await session_user(conn, session) is None
+    # The next login prunes it.
+    _, fresh = await login(conn, "alice", PASSWORD, "10.0.0.1")
+    assert await conn.fetchval("SELECT count(*) FROM sessions") == 1
+    assert await session_user(conn, fresh) is not None
+
+
+async def test_session_lifetime_must_be_positive(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    with pytest.raises(ValueError, match="positive"):
+        await login(conn, "alice", PASSWORD, "10.0.0.1", session_ttl=timedelta(0))
+
+
+async def test_bad_credentials_are_refused_alike_and_recorded(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    await fail(conn, "alice", "10.0.0.1", 1)
+    await fail(conn, "nobody", "10.0.0.1", 1)
+    with pytest.raises(LoginRefused, match=INVALID_CREDENTIALS):
+        await login(conn, "alice", "x" * 5000, "10.0.0.1")
+    rows = await conn.fetch("SELECT username, client_ip FROM login_failures ORDER BY username")
+    assert [tuple(r) for r in rows] == [
+        ("alice", "10.0.0.1"),
+        ("alice", "10.0.0.1"),
+        ("nobody", "10.0.0.1"),
+    ]
+    assert await conn.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+async def test_unknown_users_cost_a_password_hash_too(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = accounts.verify_password
+
+    def counting(password: str, encoded: str) -> bool:
+        calls.append(encoded)
+        return real(password, encoded)
+
+    monkeypatch.setattr(accounts, "verify_password", counting)
+    await fail(conn, "nobody", "10.0.0.1", 1)
+    assert len(calls) == 1
+    assert calls[0].startswith("scrypt$")
+
+
+async def test_five_failures_lock_the_username_from_any_address(
+    conn: asyncpg.Connection,
+) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    await create_user(conn, "bob", PASSWORD)
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"):
+        await fail(conn, "alice", ip, 1)
+    for ip in ("10.0.0.1", "10.0.0.9"):
+        with pytest.raises(LoginRefused) as refused:
+            await login(conn, "ALICE", PASSWORD, ip)  # even the right password
+        assert refused.value.reason == TOO_MANY_FAILURES
+        retry = refused.value.retry_after_seconds
+        assert retry is not None
+        assert 0 < retry <= 15 * 60
+    # Refused attempts are not recorded: the lock does not extend itself.
+    assert await failures(conn, "alice") == 5
+    # Other users are not affected (the address is below its own limit).
+    assert (await login(conn, "bob", PASSWORD, "10.0.0.1"))[0].username == "bob"
+
+    # Once the oldest failure leaves the 15-minute window, alice may log in again.
+    await conn.execute(
+        "UPDATE login_failures SET failed_at = now() - interval '16 minutes'"
+        " WHERE failed_at = (SELECT min(failed_at) FROM login_failures WHERE username = 'alice')"
+    )
+    user, _ = await login(conn, "alice", PASSWORD, "10.0.0.1")
+    assert user.username == "alice"
+
+
+async def test_retry_after_counts_down_to_the_oldest_failure_leaving(
+    conn: asyncpg.Connection,
+) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    await fail(conn, "alice", "10.0.0.1", 5)
+    await conn.execute(
+        "UPDATE login_failures SET failed_at = now() - interval '10 minutes' - interval '1 second'"
+        " * (SELECT count(*) FROM login_failures f WHERE f.failed_at < login_failures.failed_at)"
+    )
+    with pytest.raises(LoginRefused) as refused:
+        await login(conn, "alice", PASSWORD, "10.0.0.1")
+    retry = refused.value.retry_after_seconds
+    assert retry is not None
+    # The oldest of the five failed 10 min 4 s ago: about 4 min 56 s to wait.
+    assert 5 * 60 - 10 <= retry <= 5 * 60
+
+
+async def test_the_limit_holds_for_concurrent_attempts_on_many_connections(
+    conn: asyncpg.Connection, embedded_database: str
+) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    others = [await asyncpg.connect(embedded_database) for _ in range(10)]
+
+    async def attempt(other: asyncpg.Connection) -> str:
+        try:
+            await login(other, "alice", "wrong password", "10.0.0.1")
+        except LoginRefused as refused:
+            return refused.reason
+        return "logged in"
+
+    try:
+        reasons = await asyncio.gather(*(attempt(other) for other in others))
+    finally:
+        await asyncio.gather(*(other.close() for other in others))
+    # Each attempt counts before its (slow) password check: never more than five checks.
+    assert sorted(reasons) == [INVALID_CREDENTIALS] * 5 + [TOO_MANY_FAILURES] * 5
+    assert await failures(conn, "alice") == 5
+
+
+async def test_twenty_failures_lock_the_address(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    for i in range(20):
+        await fail(conn, f"guess{i}", "192.0.2.7", 1)
+    with pytest.raises(LoginRefused) as refused:
+        await login(conn, "alice", PASSWORD, "192.0.2.7")
+    assert refused.value.reason == TOO_MANY_FAILURES
+    assert refused.value.retry_after_seconds is not None
+    # alice herself has no failures: from elsewhere she logs in.
+    user, _ = await login(conn, "alice", PASSWORD, "192.0.2.8")
+    assert user.username == "alice"
+
+
+async def test_success_clears_the_usernames_failures(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    await fail(conn, "alice", "10.0.0.1", 4)
+    await fail(conn, "mallory", "10.0.0.1", 1)
+    await login(conn, "Alice", PASSWORD, "10.0.0.2")
+    assert await failures(conn, "alice") == 0
+    assert await failures(conn, "mallory") == 1
+    # A fresh budget of five.
+    await fail(conn, "alice", "10.0.0.1", 4)
+    await login(conn, "alice", PASSWORD, "10.0.0.1")
+
+
+async def test_old_failures_are_pruned(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO login_failures (username, client_ip, failed_at)"
+        " VALUES ('old', '10.0.0.1', now() - interval '25 hours'),"
+        " ('recent', '10.0.0.1', now() - interval '23 hours')"
+    )
+    await fail(conn, "someone", "10.0.0.2", 1)
+    names = {r["username"] for r in await conn.fetch("SELECT username FROM login_failures")}
+    assert names == {"recent", "someone"}
+
+    await conn.execute("UPDATE login_failures SET failed_at = now() - interval '2 days'")
+    await create_user(conn, "alice", PASSWORD)
+    await login(conn, "alice", PASSWORD, "10.0.0.3")
+    await conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+    await prune_expired(conn)
+    assert await conn.fetchval("SELECT count(*) FROM login_failures") == 0
+    assert await conn.fetchval("SELECT count(*) FROM sessions") == 0
+
+
+# --- VPS ownership and visibility ---------------------------------------------
+
+
+async def test_visibility_admin_owner_and_other_user(conn: asyncpg.Connection) -> None:
+    admin = await create_user(conn, "root", PASSWORD, admin=True)
+    alice = await create_user(conn, "alice", PASSWORD)
+    bob = await create_user(conn, "bob", PASSWORD)
+    carol = await create_user(conn, "carol", PASSWORD)
+    a1 = (await register_vps(conn, "a1", owner_id=alice.id)).vps_id
+    a2 = (await register_vps(conn, "a2", owner_id=alice.id)).vps_id
+    b1 = (await register_vps(conn, "b1", owner_id=bob.id)).vps_id
+    orphan = (await register_vps(conn, "orphan")).vps_id
+
+    assert await visible_vps_ids(conn, admin) == [a1, a2, b1, orphan]
+    assert await visible_vps_ids(conn, alice) == [a1, a2]
+    assert await visible_vps_ids(conn, bob) == [b1]
+    assert await visible_vps_ids(conn, carol) == []
+
+    assert await can_see_vps(conn, admin, orphan)
+    assert await can_see_vps(conn, alice, a1)
+    assert not await can_see_vps(conn, alice, b1)
+    assert not await can_see_vps(conn, bob, orphan)
+    assert not await can_see_vps(conn, admin, 999)
+    assert not await can_see_vps(conn, alice, 999)
+
+    clause, args = visible_vps_clause(bob, table="v", first_param=2)
+    assert (clause, args) == ("v.owner_id = $2", [bob.id])
+    rows = await conn.fetch(f"SELECT v.id FROM vps v WHERE v.id = $1 AND {clause}", b1, *args)
+    assert [r["id"] for r in rows] == [b1]
+    assert visible_vps_clause(admin) == ("TRUE", [])
+    with pytest.raises(ValueError, match="table name"):
+        visible_vps_clause(bob, table="vps; DROP TABLE vps")
+
+    # A deleted owner leaves the VPS to the admins.
+    await conn.execute("DELETE FROM users WHERE id = $1", bob.id)
+    assert await conn.fetchval("SELECT owner_id FROM vps WHERE id = $1", b1) is None
+    assert await visible_vps_ids(conn, admin) == [a1, a2, b1, orphan]
+
+
+async def test_owner_is_in_the_registered_event_and_survives_a_rebuild(
+    conn: asyncpg.Connection,
+) -> None:
+    alice = await create_user(conn, "alice", PASSWORD)
+    bob = await create_user(conn, "bob", PASSWORD)
+    owned = (await register_vps(conn, "owned", owner_id=alice.id)).vps_id
+    orphan = (await register_vps(conn, "orphan")).vps_id
+    bobs = (await register_vps(conn, "bobs", owner_id=bob.id)).vps_id
+    await conn.execute("DELETE FROM users WHERE id = $1", bob.id)
+    # An event written before owners existed has no owner_id at all.
+    legacy: int = await conn.fetchval("SELECT nextval('vps_id_seq')")
+    await conn.execute(
+        "INSERT INTO vps_events (vps_id, event_type, payload) VALUES ($1, 'registered', $2)",
+        legacy,
+        json.dumps({"name": "legacy", "token_sha256": "00" * 32}),
+    )
+
+    payloads = {
+        r["vps_id"]: json.loads(r["payload"])
+        for r in await conn.fetch("SELECT vps_id, payload FROM vps_events")
+    }
+    assert payloads[owned]["owner_id"] == alice.id
+    assert payloads[orphan]["owner_id"] is None
+
+    before = await conn.fetch("SELECT id, name, owner_id FROM vps ORDER BY id")
+    await rebuild_vps_registry(conn)
+    after = await conn.fetch("SELECT id, name, owner_id FROM vps ORDER BY id")
+    assert [tuple(r) for r in after] == [
+        *(tuple(r) for r in before),
+        (legacy, "legacy", None),
+    ]
+    owners = {r["id"]: r["owner_id"] for r in after}
+    assert owners == {owned: alice.id, orphan: None, bobs: None, legacy: None}
+
+
+async def test_registering_for_an_unknown_owner_is_refused(conn: asyncpg.Connection) -> None:
+    with pytest.raises(ValueError, match="no user with id 42"):
+        await register_vps(conn, "web-1", owner_id=42)
+    assert await conn.fetchval("SELECT count(*) FROM vps_events") == 0
