@@ -36,6 +36,9 @@ async def current_user(request: Request) -> User:
     raise ApiError(401, "unauthorized", "log in or send an API token")
 
 
+_MAX_ID = 2**31 - 1  # vps.id is an integer column
+
+
 async def require_vps(request: Request, user: User, vps_id: int) -> None:
-    if not await can_see_vps(state(request).pool, user, vps_id):
+    if not 0 < vps_id <= _MAX_ID or not await can_see_vps(state(request).pool, user, vps_id):
         raise not_found(f"VPS {vps_id}")

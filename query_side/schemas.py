@@ -11,7 +11,8 @@ from vpsmon.metrics import METRICS
 
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+    # The same characters `vpsmon user add` allows.
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=1, max_length=1024)
 
 
@@ -81,20 +82,23 @@ class TimeseriesResponse(BaseModel):
     points: list[TimeseriesPoint]  # type: ignore[valid-type]
 
 
-# Unix seconds beyond this are certainly a mistake (year 9999).
-_MAX_UNIX = 253_402_300_799
+# Times outside these bounds are mistakes, and near datetime's own limits
+# bucket arithmetic would overflow.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def parse_time(name: str, text: str) -> datetime:
     """RFC 3339 or Unix seconds, always returned in UTC."""
     text = text.strip()
+    out_of_range = bad_parameter(f"{name}: {text[:64]!r} is not between 1970 and 2200")
     try:
         seconds = float(text)
     except ValueError:
         pass
     else:
-        if not 0 <= seconds <= _MAX_UNIX:
-            raise bad_parameter(f"{name}: Unix time {text!r} is out of range")
+        if not _EARLIEST.timestamp() <= seconds < _LATEST.timestamp():
+            raise out_of_range
         return datetime.fromtimestamp(seconds, UTC)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -105,4 +109,10 @@ def parse_time(name: str, text: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise bad_parameter(f"{name}: {text[:64]!r} has no time zone offset")
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise out_of_range from None
+    if not _EARLIEST <= moment < _LATEST:
+        raise out_of_range
+    return moment

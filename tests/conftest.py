@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.databases import StorageServer, create_database, drop_database
+from tests.e2e.processes import kill_leftovers
 from vpsmon.storage.embedded import EmbeddedPostgres
 
 TIMESCALE_URL_ENV = "VPSMON_TEST_TIMESCALE_URL"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Whatever the tests started and did not stop (say, after a failure) is killed."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -21,7 +22,8 @@ def kill_leftovers() -> None:
     while _started:
         process = _started.pop().process
         if process is not None and process.returncode is None:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # with any workers it spawned
 
 
 class VpsmonProcess:
@@ -45,6 +47,7 @@ class VpsmonProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                start_new_session=True,
             )
         _started.append(self)
 

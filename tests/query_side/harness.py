@@ -77,11 +77,14 @@ async def query_side(dsn: str, log: Path, workers: int = 2) -> AsyncIterator[str
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
             for _ in range(600):
+                # Every worker must be up: Sanic cannot stop while one is starting.
+                ready = process.output().count("Worker ready")
                 try:
-                    if (await client.get("/api/health")).status_code == 200:
-                        break
+                    healthy = (await client.get("/api/health")).status_code == 200
                 except httpx.TransportError:
-                    pass
+                    healthy = False
+                if healthy and ready >= workers:
+                    break
                 if not process.running:
                     raise AssertionError(f"query side exited:\n{process.output()}")
                 await asyncio.sleep(0.05)
