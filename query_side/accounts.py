@@ -78,7 +78,8 @@ class LoginRefused(Exception):
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
     return hashlib.scrypt(
-        password.encode("utf-8"),
+        # surrogatepass: any str hashes (never matching a real password) instead of raising.
+        password.encode("utf-8", "surrogatepass"),
         salt=salt,
         n=n,
         r=r,
@@ -159,6 +160,16 @@ def validate_password(password: str) -> None:
         raise ValueError(f"a password must be at most {PASSWORD_MAX_LENGTH} characters")
 
 
+def _storable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` and made safe for a PostgreSQL text value.
+
+    Client input may hold NUL or lone surrogates, which PostgreSQL or UTF-8
+    refuse; they are escaped rather than failing the request.
+    """
+    safe = text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe.replace("\x00", "\\x00")
+
+
 def _user(row: asyncpg.Record) -> User:
     return User(row["id"], row["username"], row["is_admin"])
 
@@ -186,6 +197,8 @@ async def create_user(
 
 async def find_user(conn: Queryable, username: str) -> User | None:
     """The user with this name, compared without regard to case."""
+    if not USERNAME_PATTERN.fullmatch(username):
+        return None
     row = await conn.fetchrow(
         "SELECT id, username, is_admin FROM users WHERE lower(username) = lower($1)", username
     )
@@ -204,7 +217,7 @@ async def first_admin(conn: Queryable) -> User | None:
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def _looks_like(token: str, prefix: str) -> bool:
@@ -216,8 +229,10 @@ async def create_api_token(conn: Queryable, username: str, name: str = "") -> st
 
     LookupError for an unknown user.
     """
-    if len(name) > 200:
-        raise ValueError("a token name must be at most 200 characters")
+    if len(name) > 200 or _storable(name, 200) != name:
+        raise ValueError("a token name must be at most 200 characters, without NUL")
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise LookupError(f"no user named {username}")
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     inserted = await conn.fetchval(
         "INSERT INTO api_tokens (token_sha256, user_id, name)"
@@ -311,8 +326,8 @@ async def login(
     """
     if session_ttl <= timedelta(0):
         raise ValueError("the session lifetime must be positive")
-    key = username.lower()[:_TOKEN_MAX]
-    client = client_ip[:_CLIENT_IP_MAX]
+    key = _storable(username.lower(), _TOKEN_MAX)
+    client = _storable(client_ip, _CLIENT_IP_MAX)
     async with conn.transaction():
         # Serialize attempts on this username and on this address across processes,
         # but only for the check and the record, not for the password check.
@@ -341,10 +356,14 @@ async def login(
         await conn.execute(
             "DELETE FROM login_failures WHERE failed_at < now() - $1::interval", FAILURE_RETENTION
         )
-        row = await conn.fetchrow(
-            "SELECT id, username, is_admin, password_hash FROM users"
-            " WHERE lower(username) = lower($1)",
-            username,
+        row = (
+            await conn.fetchrow(
+                "SELECT id, username, is_admin, password_hash FROM users"
+                " WHERE lower(username) = lower($1)",
+                username,
+            )
+            if USERNAME_PATTERN.fullmatch(username)
+            else None  # no such user can exist
         )
     encoded = None if row is None else row["password_hash"]
     if len(password) > PASSWORD_MAX_LENGTH:
@@ -420,6 +439,8 @@ def visible_vps_clause(
 
 async def can_see_vps(conn: Queryable, user: User, vps_id: int) -> bool:
     """Whether the VPS exists and ``user`` may see it (otherwise: a 404)."""
+    if not -(2**31) <= vps_id < 2**31:
+        return False  # not an id the `vps` table can hold
     clause, args = visible_vps_clause(user, first_param=2)
     visible: bool = await conn.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM vps WHERE vps.id = $1 AND {clause})", vps_id, *args

@@ -269,6 +269,35 @@ async def test_bad_credentials_are_refused_alike_and_recorded(conn: asyncpg.Conn
     assert await conn.fetchval("SELECT count(*) FROM sessions") == 0
 
 
+@pytest.mark.parametrize("hostile", ["\x00", "a\x00b", "\ud800", "x" * 10_000, "\u00e4", ""])
+async def test_hostile_input_is_refused_never_an_error(
+    conn: asyncpg.Connection, hostile: str
+) -> None:
+    alice = await create_user(conn, "alice", PASSWORD)
+    with pytest.raises(LoginRefused, match=INVALID_CREDENTIALS):
+        await login(conn, hostile, hostile, hostile)
+    with pytest.raises(LoginRefused, match=INVALID_CREDENTIALS):
+        await login(conn, "alice", hostile, "10.0.0.1")
+    assert await find_user(conn, hostile) is None
+    with pytest.raises(LookupError):
+        await create_api_token(conn, hostile)
+    for token in (hostile, "vpsa_" + hostile, "vpss_" + hostile):
+        assert await authenticate_token(conn, token) is None
+        assert await session_user(conn, token) is None
+        assert not await revoke_api_token(conn, token)
+        await logout(conn, token)
+    for vps_id in (2**31, -(2**31) - 1, 10**20):
+        assert not await can_see_vps(conn, alice, vps_id)
+    assert await conn.fetchval("SELECT count(*) FROM login_failures") == 2
+
+
+async def test_token_names_must_be_storable(conn: asyncpg.Connection) -> None:
+    await create_user(conn, "alice", PASSWORD)
+    for name in ("a\x00b", "x" * 201):
+        with pytest.raises(ValueError, match="token name"):
+            await create_api_token(conn, "alice", name)
+
+
 async def test_unknown_users_cost_a_password_hash_too(
     conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
