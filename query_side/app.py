@@ -9,6 +9,7 @@ from query_side.context import AppState
 from query_side.errors import register_error_handlers
 from query_side.latest_cache import LatestValuesCache
 from query_side.routes import auth, metrics, system, vps
+from query_side.routes.ui import ui_blueprint, ui_directory
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import recorded_backend
 
@@ -22,6 +23,9 @@ def create_app(settings: Settings, dsn: str, name: str = "vpsmon") -> Sanic:  # 
     register_error_handlers(app)
     for blueprint in (system.bp, auth.bp, vps.bp, metrics.bp):
         app.blueprint(blueprint)
+    ui_dir = ui_directory()
+    if ui_dir is not None:
+        app.blueprint(ui_blueprint(ui_dir))
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:  # type: ignore[type-arg]

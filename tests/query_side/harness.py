@@ -61,7 +61,9 @@ async def seed(dsn: str) -> tuple[dict[str, str], dict[str, int], dict[str, str]
 
 
 @asynccontextmanager
-async def query_side(dsn: str, log: Path, workers: int = 2) -> AsyncIterator[str]:
+async def query_side(
+    dsn: str, log: Path, workers: int = 2, env: dict[str, str] | None = None
+) -> AsyncIterator[str]:
     port = free_port()
     process = VpsmonProcess(
         ["query-side", "--workers", str(workers)],
@@ -69,6 +71,7 @@ async def query_side(dsn: str, log: Path, workers: int = 2) -> AsyncIterator[str
             "VPSMON_DATABASE_URL": dsn,
             "VPSMON_BACKEND": "postgresql",
             "VPSMON_HTTP_LISTEN": f"127.0.0.1:{port}",
+            **(env or {}),
         },
         log,
     )

@@ -1,0 +1,43 @@
+"""The built dashboard (ui/build): static files, and index.html for every other
+path so that deep links such as /vps/3 work on reload (SPA fallback)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file
+
+from query_side.errors import not_found
+
+_CHECKOUT_BUILD = Path(__file__).resolve().parents[2] / "ui" / "build"
+
+
+def ui_directory() -> Path | None:
+    """VPSMON_UI_DIR, else ui/build of a source checkout; None when there is no build."""
+    configured = os.environ.get("VPSMON_UI_DIR")
+    directory = Path(configured) if configured else _CHECKOUT_BUILD
+    return directory if (directory / "index.html").is_file() else None
+
+
+def ui_blueprint(directory: Path) -> Blueprint:
+    bp = Blueprint("ui")
+    root = directory.resolve()
+
+    @bp.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        return await file(root / "index.html")  # Sanic marks it no-cache
+
+    @bp.get("/<path:path>")
+    async def asset_or_page(request: Request, path: str) -> HTTPResponse:
+        if path == "api" or path.startswith("api/"):
+            raise not_found("API route")
+        candidate = (root / path).resolve()
+        if candidate.is_relative_to(root) and candidate.is_file():
+            if "/_app/immutable/" in f"/{path}":  # content-hashed names
+                return await file(candidate, max_age=31_536_000)
+            return await file(candidate)
+        return await file(root / "index.html")
+
+    return bp
