@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import secrets
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -241,19 +239,6 @@ def query_side(args: argparse.Namespace) -> int:
 
 
 async def up(args: argparse.Namespace) -> int:
-    """For now: the database and its schema, kept running until Ctrl-C."""
-    settings = _settings()
-    async with open_database(settings) as dsn:
-        conn = await asyncpg.connect(dsn)
-        try:
-            report = await _migrate(conn, settings)
-        finally:
-            await conn.close()
-        print(f"vpsmon database ready ({report.backend.value}): {dsn}", flush=True)
-        print("services are not available yet; press Ctrl-C to stop", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-    return 0
+    from vpsmon.local_trial import run_trial
+
+    return await run_trial(_settings())

@@ -1,0 +1,156 @@
+"""`vpsmon up`: everything for a local trial, as child processes of one command.
+
+The database (embedded unless VPSMON_DATABASE_URL is set) belongs to this
+process; the command side, the query side with the UI and an agent for this
+host run as children. On the first run it creates an admin and registers this
+host; the admin's password and the agent's settings are kept in the data
+directory so later runs reuse them. Ctrl-C or SIGTERM stops the agent first
+(so its last batch is acked), then the servers, then the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from command_side.vps_commands import register_vps
+from query_side.accounts import create_user, find_user
+from vpsmon.settings import Settings
+from vpsmon.storage.database import open_database
+from vpsmon.storage.embedded import default_data_dir
+from vpsmon.storage.schema import upgrade_schema
+
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class TrialFiles:
+    directory: Path
+
+    @property
+    def password(self) -> Path:
+        return self.directory / "admin-password"
+
+    @property
+    def agent_config(self) -> Path:
+        return self.directory / "agent.toml"
+
+
+def trial_files() -> TrialFiles:
+    directory = default_data_dir().parent
+    directory.mkdir(parents=True, exist_ok=True)
+    return TrialFiles(directory)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+async def _first_run(conn: asyncpg.Connection, files: TrialFiles, settings: Settings) -> None:
+    admin = await find_user(conn, ADMIN)
+    if admin is None:
+        password = secrets.token_urlsafe(12)
+        admin = await create_user(conn, ADMIN, password, admin=True)
+        _write_private(files.password, password + "\n")
+    if not files.agent_config.exists():
+        issued = await register_vps(conn, socket.gethostname() or "this-host", owner_id=admin.id)
+        _write_private(
+            files.agent_config,
+            f'server = "{settings.grpc_listen}"\n'
+            f'token = "{issued.token}"\n'
+            f'spool_dir = "{files.directory / "agent-spool"}"\n',
+        )
+
+
+async def _spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    # A session of its own: Ctrl-C reaches only `up`, which stops the children
+    # in order, and a child that signals its own process group (Sanic does
+    # when it force-stops workers) cannot hit `up`.
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vpsmon.cli",
+        *args,
+        env={**os.environ, **env},
+        start_new_session=True,
+    )
+
+
+async def _wait_until_listening(
+    address: str, children: list[asyncio.subprocess.Process], timeout: float = 120.0
+) -> None:
+    host, _, port = address.rpartition(":")
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        except OSError:
+            if any(child.returncode is not None for child in children):
+                raise RuntimeError(
+                    "a vpsmon service exited during start-up; see its log above"
+                ) from None
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"nothing listens on {address} after {timeout:.0f} s") from None
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
+
+
+async def run_trial(settings: Settings) -> int:
+    files = trial_files()
+    async with open_database(settings) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            report = await upgrade_schema(conn, settings)
+            await _first_run(conn, files, settings)
+        finally:
+            await conn.close()
+        env = {"VPSMON_DATABASE_URL": dsn, "VPSMON_BACKEND": report.backend.value}
+        servers = [
+            await _spawn(["command-side"], env),
+            await _spawn(["query-side", "--workers", "1"], env),
+        ]
+        for address in (settings.grpc_listen, settings.http_listen):
+            await _wait_until_listening(address, servers)
+        agent = await _spawn(["agent", "--config", str(files.agent_config)], {})
+        password = files.password.read_text().strip() if files.password.exists() else "(set by you)"
+        print(
+            f"\nvpsmon is running ({report.backend.value}).\n"
+            f"  dashboard:  http://{settings.http_listen}/\n"
+            f"  log in as:  {ADMIN} / {password}   (kept in {files.password})\n"
+            f"  agents:     {settings.grpc_listen}   (this host reports already)\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        children = [agent, *servers]
+        exited = [asyncio.create_task(child.wait()) for child in children]
+        await asyncio.wait(
+            [asyncio.create_task(stop.wait()), *exited], return_when=asyncio.FIRST_COMPLETED
+        )
+        for group in ([agent], servers):
+            for child in group:
+                if child.returncode is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in group:
+                try:
+                    await asyncio.wait_for(child.wait(), 30)
+                except TimeoutError:
+                    child.kill()
+                    await child.wait()
+        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+        return 1 if failed and not stop.is_set() else 0
