@@ -16,9 +16,12 @@ import asyncpg
 
 from agent.client import AgentClient, Backoff
 from agent.spool import SUFFIX, SnapshotSpool
+from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
 from tests.command_side.harness import snapshot
 from tests.e2e.processes import VpsmonProcess
+from vpsmon.settings import Settings
+from vpsmon.storage.schema import upgrade_schema
 
 SPOOLED = re.compile(r"spool: added batch (\S+) with (\d+) snapshots")
 
@@ -140,5 +143,23 @@ async def assert_exactly_once(dsn: str, ledgers: dict[int, Ledger]) -> None:
             )
             latest = await conn.fetchval("SELECT time FROM vps_latest WHERE vps_id = $1", vps_id)
             assert latest == newest, f"VPS {vps_id}: vps_latest is not the newest snapshot"
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Registered:
+    vps_id: int
+    token: str
+
+
+async def register(dsn: str, count: int) -> list[Registered]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await upgrade_schema(conn, Settings(backend="postgresql"))
+        return [
+            Registered(issued.vps_id, issued.token)
+            for issued in [await register_vps(conn, f"host-{i}") for i in range(count)]
+        ]
     finally:
         await conn.close()

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-from command_side.vps_commands import register_vps
 from tests.e2e.fleet import (
     AgentProcess,
     SyntheticAgent,
     assert_exactly_once,
+    register,
     wait_for,
 )
 from tests.e2e.processes import CommandSideProcess
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
-
-
-@dataclass
-class Registered:
-    vps_id: int
-    token: str
-
-
-async def register(dsn: str, count: int) -> list[Registered]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await upgrade_schema(conn, Settings(backend="postgresql"))
-        return [
-            Registered(issued.vps_id, issued.token)
-            for issued in [await register_vps(conn, f"host-{i}") for i in range(count)]
-        ]
-    finally:
-        await conn.close()
 
 
 async def committed_batches(dsn: str) -> int:

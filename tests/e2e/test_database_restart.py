@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 
 from tests.databases import create_database
-from tests.e2e.fleet import AgentProcess, SyntheticAgent, assert_exactly_once, wait_for
+from tests.e2e.fleet import AgentProcess, SyntheticAgent, assert_exactly_once, register, wait_for
 from tests.e2e.processes import CommandSideProcess
-from tests.e2e.test_agent_ingest import committed_batches, register
+from tests.e2e.test_agent_ingest import committed_batches
 
 
 class ClusterProcess:

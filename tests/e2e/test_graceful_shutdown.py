@@ -10,23 +10,16 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
 from tests.command_side.harness import AgentConnection, batch_message, snapshot
+from tests.e2e.fleet import register
 from tests.e2e.processes import CommandSideProcess
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 
 async def test_sigterm_acks_every_committed_batch_then_ends_streams(
     embedded_database: str, tmp_path: Path
 ) -> None:
-    conn = await asyncpg.connect(embedded_database)
-    try:
-        await upgrade_schema(conn, Settings(backend="postgresql"))
-        token = (await register_vps(conn, "busy")).token
-    finally:
-        await conn.close()
+    token = (await register(embedded_database, 1))[0].token
     side = CommandSideProcess(embedded_database, tmp_path / "side.log")
     await side.start()
     agent = AgentConnection(side.address)

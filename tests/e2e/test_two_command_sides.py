@@ -10,22 +10,15 @@ from pathlib import Path
 
 import asyncpg
 
-from command_side.vps_commands import register_vps
 from tests.command_side.harness import AgentConnection, snapshot
+from tests.e2e.fleet import register
 from tests.e2e.processes import CommandSideProcess
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 
 async def test_duplicated_batches_across_two_command_sides_land_once(
     embedded_database: str, tmp_path: Path
 ) -> None:
-    conn = await asyncpg.connect(embedded_database)
-    try:
-        await upgrade_schema(conn, Settings(backend="postgresql"))
-        tokens = [(await register_vps(conn, f"host-{i}")).token for i in range(4)]
-    finally:
-        await conn.close()
+    tokens = [registered.token for registered in await register(embedded_database, 4)]
     sides = [CommandSideProcess(embedded_database, tmp_path / f"side{i}.log") for i in range(2)]
     await asyncio.gather(*(side.start() for side in sides))
     try:
