@@ -5,8 +5,9 @@
 # storage contract against TimescaleDB too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --browser
 
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
+echo "== vitest" && npm --prefix ui test --silent
 echo "== pytest" && exec .venv/bin/pytest "$@"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.databases import StorageServer, create_database, drop_database
 from tests.e2e.processes import kill_leftovers
+from tests.query_side.harness import Fleet, query_side, seed
 from vpsmon.storage.embedded import EmbeddedPostgres
 
 TIMESCALE_URL_ENV = "VPSMON_TEST_TIMESCALE_URL"
@@ -64,3 +65,15 @@ async def embedded_database(embedded_server_dsn: str) -> AsyncIterator[str]:
         yield dsn
     finally:
         await drop_database(embedded_server_dsn, dsn)
+
+
+@pytest.fixture(scope="module")
+async def fleet(
+    tmp_path_factory: pytest.TempPathFactory, embedded_server_dsn: str
+) -> AsyncIterator[Fleet]:
+    dsn = await create_database(embedded_server_dsn)
+    tokens, vps, agent_tokens, passwords = await seed(dsn)
+    log = tmp_path_factory.mktemp("query-side") / "query-side.log"
+    async with query_side(dsn, log) as base_url:
+        yield Fleet(dsn, base_url, tokens, vps, agent_tokens, passwords)
+    await drop_database(embedded_server_dsn, dsn)
