@@ -54,6 +54,17 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+
+
+def human_values(text: str) -> list[float]:
+    """The byte amounts in a cell such as '1.00 GiB / 4.00 GiB' or '10 B/s / 1.95 KiB/s'."""
+    return [
+        float(number) * _UNITS[unit]
+        for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(TiB|GiB|MiB|KiB|B)\b", text)
+    ]
+
+
 async def send(fleet: Fleet, vps: str, snapshots: Sequence[agent_pb2.PerformanceSnapshot]) -> None:
     async with command_side(fleet.dsn) as side:
         agent = AgentConnection(side.address)
@@ -89,8 +100,18 @@ async def test_login_overview_detail_live_and_ranges(browser: Browser, fleet: Fl
     for item in listing:
         row = page.locator(f'[data-testid="vps-row"][data-vps-id="{item["id"]}"]')
         await expect(row).to_contain_text(item["name"])
-        cpu = f"{item['latest']['cpu_usage_percent']:.1f}"
+        latest = item["latest"]
+        cpu = f"{latest['cpu_usage_percent']:.1f}"
         await expect(row.get_by_test_id("cpu")).to_contain_text(cpu)
+        for cell, keys in (
+            ("memory", ("memory_usage_bytes", "memory_total_bytes")),
+            ("disk", ("disk_io_read_bps", "disk_io_write_bps")),
+            ("network", ("network_rx_bps", "network_tx_bps")),
+        ):
+            shown = human_values(await row.get_by_test_id(cell).inner_text())
+            assert len(shown) == 2, shown
+            for value, key in zip(shown, keys, strict=True):
+                assert abs(value - latest[key]) <= max(1.0, latest[key] * 0.01), (cell, shown)
     await page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
     web1 = fleet.vps["web-1"]
