@@ -241,4 +241,7 @@ def query_side(args: argparse.Namespace) -> int:
 async def up(args: argparse.Namespace) -> int:
     from vpsmon.local_trial import run_trial
 
-    return await run_trial(_settings())
+    try:
+        return await run_trial(_settings())
+    except (MigrationError, BackendUnavailableError, RuntimeError) as error:
+        raise CommandError(str(error)) from error
