@@ -1,0 +1,320 @@
+"""Shared parts of loadtests/benchmark.py: errors, statistics, the results table,
+child processes (started, waited for, always stopped), the embedded database
+and a minimal HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+import httpx
+
+from vpsmon.storage.dsn import with_database
+from vpsmon.storage.embedded import EmbeddedPostgres
+
+HERE = Path(__file__).resolve().parent
+
+
+ROOT = HERE.parent
+
+
+DEFAULT_REPORT = HERE / "reports" / "benchmark.json"
+
+
+HOST = "127.0.0.1"
+
+
+STARTUP_TIMEOUT = 90.0
+
+
+STOP_TIMEOUT = 30.0
+
+
+TABLE_HEADER = "| phase | metric | vpsmon median | vpsmon p99 | baseline | baseline median"
+
+
+class BenchError(RuntimeError):
+    """A failure reported as one line."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass
+class Figure:
+    phase: str
+    metric: str
+    unit: str
+    values: list[float]
+    baseline_name: str
+    baseline: list[float]
+    higher_is_better: bool = False
+    note: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "metric": self.metric,
+            "unit": self.unit,
+            "median": percentile(self.values, 50),
+            "p99": percentile(self.values, 99),
+            "baseline": self.baseline_name,
+            "baseline_median": percentile(self.baseline, 50),
+            "baseline_p99": percentile(self.baseline, 99),
+            "samples": len(self.values),
+            "baseline_samples": len(self.baseline),
+            "note": self.note,
+            "values": self.values,
+            "baseline_values": self.baseline,
+        }
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def render_table(figures: list[Figure]) -> str:
+    lines = [
+        TABLE_HEADER + " | baseline p99 | ratio (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fig in figures:
+        s = fig.summary()
+        ratio = math.nan
+        if s["baseline_median"] and not math.isnan(s["baseline_median"]):
+            ratio = s["median"] / s["baseline_median"]
+        ratio_text = "n/a" if math.isnan(ratio) else f"{ratio:.2f}x"
+        metric = f"{fig.metric} ({fig.unit})"
+        if fig.note:
+            metric += f" — {fig.note}"
+        lines.append(
+            f"| {fig.phase} | {metric} | {_fmt(s['median'])} | {_fmt(s['p99'])} |"
+            f" {fig.baseline_name} | {_fmt(s['baseline_median'])} | {_fmt(s['baseline_p99'])} |"
+            f" {ratio_text} |"
+        )
+    return "\n".join(lines)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise BenchError(f"{name} not found next to {sys.executable} or on PATH")
+    return found
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class Children:
+    """Every process this benchmark starts; stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(
+        self, name: str, args: list[str], env: dict[str, str], log: IO[bytes] | None
+    ) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log if log is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
+            preexec_fn=_die_with_parent,
+        )
+        self._procs.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> int | None:
+        for entry in list(self._procs):
+            if entry[1] is proc:
+                self._procs.remove(entry)
+                return _stop(entry[0], proc)
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        while self._procs:
+            name, proc = self._procs.pop()
+            _stop(name, proc)
+
+
+def _stop(name: str, proc: subprocess.Popen[bytes]) -> int | None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop in {STOP_TIMEOUT:g} s; killing it", flush=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: it and its workers
+            proc.wait()
+    # Workers (Sanic) of a stopped parent: same session id = the parent's pid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
+async def wait_for_port(proc: subprocess.Popen[bytes], port: int, name: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            tail = log_tail(log)
+            raise BenchError(f"{name} exited with {proc.returncode}:\n{tail}")
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{name} not listening after {STARTUP_TIMEOUT:g} s") from None
+            await asyncio.sleep(0.05)
+
+
+def log_tail(path: Path, size: int = 2000) -> str:
+    return path.read_text(errors="replace")[-size:]
+
+
+@contextlib.contextmanager
+def database(work: Path) -> Iterator[str]:
+    if url := os.environ.get("VPSMON_DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(work / "pg18")
+    print(f"starting embedded PostgreSQL in {server.data_dir}", flush=True)
+    server_dsn = server.start()
+    try:
+        asyncio.run(_execute(server_dsn, 'CREATE DATABASE "vpsmon_bench"'))
+        yield with_database(server_dsn, "vpsmon_bench")
+    finally:
+        print("stopping embedded PostgreSQL", flush=True)
+        server.stop()
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Setup:
+    dsn: str
+    env: dict[str, str]
+    work: Path
+    api_token: str
+    ingest: list[tuple[int, str]]  # (vps_id, agent token)
+    fresh: tuple[int, str]
+    footprint: tuple[int, str]
+    history: list[int]
+    history_rows: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class RawHttp:
+    """A minimal keep-alive HTTP/1.1 GET client: loopback round trip ~ server time."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.token = token
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\n\r\n".encode()
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = None
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length is None:
+            raise BenchError(f"GET {path}: no Content-Length in the response")
+        body = await self.reader.readexactly(length)
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+            self.writer = None
+
+
+async def wait_for_query_side(
+    proc: subprocess.Popen[bytes], port: int, log: Path, workers: int
+) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=2) as client:
+        while True:
+            if proc.poll() is not None:
+                tail = log_tail(log)
+                raise BenchError(f"query side exited with {proc.returncode}:\n{tail}")
+            ready = log_tail(log, 1 << 20).count("Worker ready")
+            try:
+                healthy = (await client.get("/api/health")).status_code == 200
+            except httpx.TransportError:
+                healthy = False
+            if healthy and ready >= workers:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"query side not ready after {STARTUP_TIMEOUT:g} s")
+            await asyncio.sleep(0.1)
