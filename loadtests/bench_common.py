@@ -1,6 +1,6 @@
-"""Shared parts of loadtests/benchmark.py: errors, statistics, the results table,
-child processes (started, waited for, always stopped), the embedded database
-and a minimal HTTP client."""
+"""Shared parts of loadtests/benchmark.py (some also used by run_ingest_load.py):
+errors, statistics, the results table, child processes (started, waited for,
+always stopped), the embedded database and a minimal HTTP client."""
 
 from __future__ import annotations
 
@@ -142,12 +142,13 @@ def find_bin(name: str) -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Children get SIGTERM if this process dies without cleaning up (Linux)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Children:
@@ -167,7 +168,7 @@ class Children:
             stdout=log if log is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._procs.append((name, proc))
         return proc
@@ -202,8 +203,14 @@ def _stop(name: str, proc: subprocess.Popen[bytes]) -> int | None:
     return proc.returncode
 
 
-async def wait_for_port(proc: subprocess.Popen[bytes], port: int, name: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+async def wait_for_port(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    name: str,
+    log: Path,
+    timeout: float = STARTUP_TIMEOUT,
+) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
             tail = log_tail(log)
@@ -215,7 +222,7 @@ async def wait_for_port(proc: subprocess.Popen[bytes], port: int, name: str, log
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise BenchError(f"{name} not listening after {STARTUP_TIMEOUT:g} s") from None
+                raise BenchError(f"{name} not listening after {timeout:g} s") from None
             await asyncio.sleep(0.05)
 
 
@@ -224,7 +231,8 @@ def log_tail(path: Path, size: int = 2000) -> str:
 
 
 @contextlib.contextmanager
-def database(work: Path) -> Iterator[str]:
+def database(work: Path, name: str = "vpsmon_bench") -> Iterator[str]:
+    """VPSMON_DATABASE_URL, or database `name` in a fresh embedded cluster in `work`."""
     if url := os.environ.get("VPSMON_DATABASE_URL"):
         yield url
         return
@@ -232,8 +240,8 @@ def database(work: Path) -> Iterator[str]:
     print(f"starting embedded PostgreSQL in {server.data_dir}", flush=True)
     server_dsn = server.start()
     try:
-        asyncio.run(_execute(server_dsn, 'CREATE DATABASE "vpsmon_bench"'))
-        yield with_database(server_dsn, "vpsmon_bench")
+        asyncio.run(_execute(server_dsn, f'CREATE DATABASE "{name}"'))
+        yield with_database(server_dsn, name)
     finally:
         print("stopping embedded PostgreSQL", flush=True)
         server.stop()

@@ -28,30 +28,33 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
 import asyncpg
-
-from vpsmon.storage.dsn import with_database
-from vpsmon.storage.embedded import EmbeddedPostgres
+from bench_common import (
+    HOST,
+    BenchError,
+    Interrupted,
+    database,
+    die_with_parent,
+    find_bin,
+    free_port,
+    wait_for_port,
+)
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
 DEFAULT_REPORTS = HERE / "reports"
 REPORT_PREFIX = "ingest"
-HOST = "127.0.0.1"
 
 MAX_RUN_SECONDS = 600
 MAX_USERS = 1000
@@ -59,14 +62,6 @@ STOP_TIMEOUT_SECONDS = 10  # locust lets a user finish the batch it is waiting o
 STARTUP_TIMEOUT_SECONDS = 60.0
 SHUTDOWN_TIMEOUT_SECONDS = 30.0
 REGISTER_PARALLELISM = 4
-
-
-class HarnessError(RuntimeError):
-    """A failure to report as one line."""
-
-
-class Interrupted(BaseException):
-    """SIGTERM, handled like Ctrl-C."""
 
 
 def parse_run_time(text: str) -> int:
@@ -137,33 +132,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _bin(name: str) -> str:
-    """A console script of this interpreter's environment."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise HarnessError(f"{name} not found next to {sys.executable} or on PATH")
-    return found
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if this process dies without cleaning up (Linux)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _spawn(
     args: list[str], env: dict[str, str], stdout: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -175,7 +143,7 @@ def _spawn(
         stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -195,48 +163,9 @@ def _stop(proc: subprocess.Popen[bytes] | None, name: str, sig: int = signal.SIG
     return proc.returncode
 
 
-@contextmanager
-def database(work: Path) -> Iterator[tuple[str, bool]]:
-    """(dsn, embedded): VPSMON_DATABASE_URL, or a fresh embedded cluster in `work`."""
-    if url := os.environ.get("VPSMON_DATABASE_URL"):
-        yield url, False
-        return
-    server = EmbeddedPostgres(work / "pg18")
-    print(f"starting embedded PostgreSQL in {server.data_dir}", flush=True)
-    server_dsn = server.start()
-    try:
-        asyncio.run(_execute(server_dsn, 'CREATE DATABASE "vpsmon_load"'))
-        yield with_database(server_dsn, "vpsmon_load"), True
-    finally:
-        server.stop()
-
-
-async def _execute(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def wait_for_command_side(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while True:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise HarnessError(f"command side exited with {proc.returncode}:\n{tail}")
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((HOST, port)) == 0:
-                return
-        if time.monotonic() > deadline:
-            raise HarnessError(f"command side not listening after {STARTUP_TIMEOUT_SECONDS:g} s")
-        time.sleep(0.1)
-
-
 def register_vpses(count: int, env: dict[str, str]) -> list[dict[str, Any]]:
     run = uuid.uuid4().hex[:8]
-    vpsmon = _bin("vpsmon")
+    vpsmon = find_bin("vpsmon")
 
     def add(index: int) -> dict[str, Any]:
         name = f"load-{run}-{index:04d}"
@@ -250,7 +179,7 @@ def register_vpses(count: int, env: dict[str, str]) -> list[dict[str, Any]]:
             check=False,
         )
         if done.returncode != 0:
-            raise HarnessError(f"vpsmon vps add {name} failed: {done.stderr.strip()}")
+            raise BenchError(f"vpsmon vps add {name} failed: {done.stderr.strip()}")
         issued: dict[str, Any] = json.loads(done.stdout)
         return issued
 
@@ -273,13 +202,13 @@ class AckStats:
 
 def read_ack_stats(path: Path) -> AckStats:
     if not path.exists():
-        raise HarnessError(f"locust wrote no final statistics ({path})")
+        raise BenchError(f"locust wrote no final statistics ({path})")
     with path.open(newline="") as file:
         for row in csv.DictReader(file):
             if row["Type"] == "grpc" and row["Name"] == "batch_ack":
                 break
         else:
-            raise HarnessError(f"{path}: no batch was acked")
+            raise BenchError(f"{path}: no batch was acked")
     batches = int(row["Request Count"])
     content = float(row["Average Content Size"])
     rps = float(row["Requests/s"])
@@ -314,7 +243,7 @@ async def count_rows(dsn: str, vps_ids: list[int]) -> tuple[int, int]:
 def run(args: argparse.Namespace, work: Path) -> int:
     max_batch = int(os.environ.get("VPSMON_MAX_BATCH_SNAPSHOTS", "1000"))
     if args.batch_size > max_batch:
-        raise HarnessError(
+        raise BenchError(
             f"--batch-size {args.batch_size} exceeds the server's maximum {max_batch}"
             " (VPSMON_MAX_BATCH_SNAPSHOTS)"
         )
@@ -331,7 +260,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
     command_side: subprocess.Popen[bytes] | None = None
     locust: subprocess.Popen[bytes] | None = None
-    with database(work) as (dsn, embedded), cs_log_path.open("wb") as cs_log:
+    embedded = not os.environ.get("VPSMON_DATABASE_URL")  # database() starts one if unset
+    with database(work, "vpsmon_load") as dsn, cs_log_path.open("wb") as cs_log:
         try:
             env = {**os.environ, "VPSMON_DATABASE_URL": dsn}
             env.pop("VPSMON_GRPC_TLS_CERT", None)
@@ -339,11 +269,15 @@ def run(args: argparse.Namespace, work: Path) -> int:
             port = free_port()
             print(f"starting vpsmon command-side on {HOST}:{port}", flush=True)
             command_side = _spawn(
-                [_bin("vpsmon"), "command-side"],
+                [find_bin("vpsmon"), "command-side"],
                 {**env, "VPSMON_GRPC_LISTEN": f"{HOST}:{port}"},
                 stdout=cs_log,
             )
-            wait_for_command_side(command_side, port, cs_log_path)
+            asyncio.run(
+                wait_for_port(
+                    command_side, port, "command side", cs_log_path, STARTUP_TIMEOUT_SECONDS
+                )
+            )
 
             print(f"registering {args.users} VPSes", flush=True)
             vpses = register_vpses(args.users, env)
@@ -412,8 +346,6 @@ def run(args: argparse.Namespace, work: Path) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # cleanup is bounded; let it finish
             _stop(locust, "locust")
             _stop(command_side, "command side")
-            if embedded:
-                print("stopping embedded PostgreSQL", flush=True)
 
 
 def report(
@@ -427,7 +359,7 @@ def report(
     cs_status: int | None,
 ) -> int:
     if not accounting_file.exists():
-        raise HarnessError(f"locust exited with {locust_status} before the test ran (see above)")
+        raise BenchError(f"locust exited with {locust_status} before the test ran (see above)")
     stats = read_ack_stats(final_csv)
     accounting: dict[str, int] = json.loads(accounting_file.read_text())
     rows, distinct = asyncio.run(count_rows(dsn, [int(v["vps_id"]) for v in vpses]))
@@ -486,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vpsmon-load-", dir="/tmp"))
     try:
         return run(args, work)
-    except HarnessError as error:
+    except BenchError as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Interrupted):
