@@ -45,36 +45,52 @@ def parse_batch_id(text: str) -> uuid.UUID:
         raise InvalidBatchError(f"batch_id {text[:64]!r} is not a UUID") from None
 
 
-def _snapshot_problem(
-    snapshot: agent_pb2.PerformanceSnapshot, now_ms: int, oldest_ms: int
-) -> str | None:
+def _row_or_problem(
+    snapshot: agent_pb2.PerformanceSnapshot, vps_id: int, now_ms: int, oldest_ms: int
+) -> MetricRow | str:
+    """The row for a valid snapshot, else the reason it is rejected.
+
+    This runs for every snapshot ingested, so each field is read once.
+    """
     cpu = snapshot.cpu_overall_usage_percent
-    if not math.isfinite(cpu):
-        return "cpu_overall_usage_percent is not finite"
     if not 0.0 <= cpu <= 100.0:
-        return "cpu_overall_usage_percent outside 0..100"
-    if snapshot.timestamp_unix_ms > now_ms + FUTURE_TOLERANCE_MS:
+        return (
+            "cpu_overall_usage_percent is not finite"
+            if not math.isfinite(cpu)
+            else "cpu_overall_usage_percent outside 0..100"
+        )
+    timestamp = snapshot.timestamp_unix_ms
+    if timestamp > now_ms + FUTURE_TOLERANCE_MS:
         return "timestamp more than 5 minutes in the future"
-    if snapshot.timestamp_unix_ms < oldest_ms:
+    if timestamp < oldest_ms:
         return "timestamp older than raw retention"
-    counters = (
-        snapshot.memory_usage_bytes,
-        snapshot.memory_total_bytes,
-        snapshot.disk_total_io_read_bytes_per_sec,
-        snapshot.disk_total_io_write_bytes_per_sec,
-    )
-    if any(value > BIGINT_MAX for value in counters):
+    used = snapshot.memory_usage_bytes
+    total = snapshot.memory_total_bytes
+    read = snapshot.disk_total_io_read_bytes_per_sec
+    write = snapshot.disk_total_io_write_bytes_per_sec
+    if used > BIGINT_MAX or total > BIGINT_MAX or read > BIGINT_MAX or write > BIGINT_MAX:
         return "value out of range"
-    if snapshot.memory_total_bytes == 0:
+    if total == 0:
         return "memory_total_bytes is 0"
-    if snapshot.memory_usage_bytes > snapshot.memory_total_bytes:
+    if used > total:
         return "memory_usage_bytes exceeds memory_total_bytes"
-    interfaces = snapshot.network_interfaces
-    if sum(i.rx_bytes_per_sec for i in interfaces) > BIGINT_MAX or (
-        sum(i.tx_bytes_per_sec for i in interfaces) > BIGINT_MAX
-    ):
+    rx = tx = 0
+    for interface in snapshot.network_interfaces:
+        rx += interface.rx_bytes_per_sec
+        tx += interface.tx_bytes_per_sec
+    if rx > BIGINT_MAX or tx > BIGINT_MAX:
         return "network rate out of range"
-    return None
+    return (
+        _EPOCH + timedelta(milliseconds=timestamp),
+        vps_id,
+        cpu,
+        used,
+        total,
+        read,
+        write,
+        rx,
+        tx,
+    )
 
 
 def validate_batch(
@@ -92,24 +108,12 @@ def validate_batch(
             f"batch of {len(batch.snapshots)} snapshots exceeds the maximum of {max_snapshots}"
         )
     result = ValidatedBatch(batch_id, [])
+    rows = result.rows
     for snapshot in batch.snapshots:
-        problem = _snapshot_problem(snapshot, now_ms, oldest_ms)
-        if problem is not None:
+        outcome = _row_or_problem(snapshot, vps_id, now_ms, oldest_ms)
+        if isinstance(outcome, str):
             result.rejected += 1
-            result.reasons[problem] += 1
-            continue
-        interfaces = snapshot.network_interfaces
-        result.rows.append(
-            (
-                _EPOCH + timedelta(milliseconds=snapshot.timestamp_unix_ms),
-                vps_id,
-                snapshot.cpu_overall_usage_percent,
-                snapshot.memory_usage_bytes,
-                snapshot.memory_total_bytes,
-                snapshot.disk_total_io_read_bytes_per_sec,
-                snapshot.disk_total_io_write_bytes_per_sec,
-                sum(i.rx_bytes_per_sec for i in interfaces),
-                sum(i.tx_bytes_per_sec for i in interfaces),
-            )
-        )
+            result.reasons[outcome] += 1
+        else:
+            rows.append(outcome)
     return result
