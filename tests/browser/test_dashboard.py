@@ -7,14 +7,13 @@ import os
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from proto.vpsmon.v1 import agent_pb2
-from tests.command_side.harness import AgentConnection, command_side, snapshot
+from tests.command_side.harness import snapshot
 from tests.query_side.harness import Fleet
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -65,17 +64,6 @@ def human_values(text: str) -> list[float]:
     ]
 
 
-async def send(fleet: Fleet, vps: str, snapshots: Sequence[agent_pb2.PerformanceSnapshot]) -> None:
-    async with command_side(fleet.dsn) as side:
-        agent = AgentConnection(side.address)
-        try:
-            await agent.handshake(fleet.agent_tokens[vps])
-            ack = await agent.send_batch(snapshots)
-            assert ack.accepted == len(snapshots)
-        finally:
-            await agent.close()
-
-
 async def logged_in(browser: Browser, fleet: Fleet, user: str) -> Page:
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await page.goto(f"{fleet.base_url}/login")
@@ -89,8 +77,8 @@ async def logged_in(browser: Browser, fleet: Fleet, user: str) -> Page:
 async def test_login_overview_detail_live_and_ranges(browser: Browser, fleet: Fleet) -> None:
     now = time.time_ns() // 1_000_000
     history = [snapshot(now - 3_600_000 + i * 20_000, cpu=20 + (i % 30)) for i in range(180)]
-    await send(fleet, "web-1", history)
-    await send(fleet, "web-2", [snapshot(now - 1000, cpu=55.5)])
+    await fleet.ingest("web-1", history)
+    await fleet.ingest("web-2", [snapshot(now - 1000, cpu=55.5)])
 
     page = await logged_in(browser, fleet, "alice")
     rows = page.get_by_test_id("vps-row")
@@ -124,7 +112,7 @@ async def test_login_overview_detail_live_and_ranges(browser: Browser, fleet: Fl
     await expect(interval).to_contain_text("1m")
 
     # A new snapshot through the command side changes the live value, no reload.
-    await send(fleet, "web-1", [snapshot(cpu=87.3)])
+    await fleet.ingest("web-1", [snapshot(cpu=87.3)])
     await expect(page.get_by_test_id("live-cpu")).to_contain_text("87.3", timeout=5_000)
     await page.screenshot(path=str(SCREENSHOTS / "detail.png"), full_page=True)
 

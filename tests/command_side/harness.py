@@ -106,6 +106,20 @@ def handshake_message(token: str) -> agent_pb2.MessageToServer:
     )
 
 
+async def deliver(
+    dsn: str, agent_token: str, snapshots: Sequence[agent_pb2.PerformanceSnapshot]
+) -> None:
+    """Send one batch through a real command side and check that all of it was stored."""
+    async with command_side(dsn) as side:
+        agent = AgentConnection(side.address)
+        try:
+            await agent.handshake(agent_token)
+            ack = await agent.send_batch(snapshots)
+            assert ack.accepted == len(snapshots), ack
+        finally:
+            await agent.close()
+
+
 class AgentConnection:
     """One stream, driven message by message."""
 

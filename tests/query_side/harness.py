@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +15,9 @@ import asyncpg
 import httpx
 
 from command_side.vps_commands import register_vps
+from proto.vpsmon.v1 import agent_pb2
 from query_side.accounts import create_api_token, create_user
-from tests.command_side.harness import free_port
+from tests.command_side.harness import deliver, free_port
 from tests.e2e.processes import VpsmonProcess
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
@@ -32,6 +33,12 @@ class Fleet:
     vps: dict[str, int]  # name -> id
     agent_tokens: dict[str, str]  # VPS name -> agent token
     passwords: dict[str, str]
+
+    async def ingest(
+        self, vps_name: str, snapshots: Sequence[agent_pb2.PerformanceSnapshot]
+    ) -> None:
+        """Store snapshots for a VPS through a real command side."""
+        await deliver(self.dsn, self.agent_tokens[vps_name], snapshots)
 
     def client(self, user: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}

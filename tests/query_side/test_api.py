@@ -11,22 +11,11 @@ import pytest
 
 from command_side.vps_commands import decommission_vps
 from query_side.accounts import revoke_api_token
-from tests.command_side.harness import AgentConnection, command_side, snapshot
+from tests.command_side.harness import snapshot
 from tests.query_side.harness import Fleet, event_stream
 from vpsmon.metrics import METRIC_COLUMNS, METRICS
 
 LATEST_KEYS = set(METRIC_COLUMNS)
-
-
-async def ingest(fleet: Fleet, vps_name: str, snapshots: list[object]) -> None:
-    async with command_side(fleet.dsn) as side:
-        agent = AgentConnection(side.address)
-        try:
-            await agent.handshake(fleet.agent_tokens[vps_name])
-            ack = await agent.send_batch(snapshots)  # type: ignore[arg-type]
-            assert ack.accepted == len(snapshots)
-        finally:
-            await agent.close()
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -93,7 +82,7 @@ async def test_latest_and_stream_follow_each_commit_within_a_second(fleet: Fleet
         for round_ in range(3):
             moment = time.time_ns() // 1_000_000
             cpu = 10.0 + round_
-            await ingest(fleet, "web-1", [snapshot(moment - 500), snapshot(moment, cpu=cpu)])
+            await fleet.ingest("web-1", [snapshot(moment - 500), snapshot(moment, cpu=cpu)])
             acked = time.monotonic()
             event = await events.next(timeout=5)
             while event["time"] != _iso(moment):  # skip the value current at connect
@@ -128,7 +117,7 @@ async def test_other_users_vps_is_a_404_on_every_route(fleet: Fleet) -> None:
                 "error"
             ]["message"].replace("999999", "X")
     async with fleet.client("root") as client:
-        await ingest(fleet, "db-1", [snapshot()])
+        await fleet.ingest("db-1", [snapshot()])
         assert (await client.get(f"/api/vps/{theirs}/metrics/latest")).status_code == 200
 
 
@@ -141,7 +130,7 @@ async def test_latest_without_data_is_a_404(fleet: Fleet) -> None:
 async def test_timeseries_shape_and_parameters(fleet: Fleet) -> None:
     vps_id = fleet.vps["web-1"]
     now = time.time_ns() // 1_000_000
-    await ingest(fleet, "web-1", [snapshot(now - 90_000 + i * 1000) for i in range(60)])
+    await fleet.ingest("web-1", [snapshot(now - 90_000 + i * 1000) for i in range(60)])
     async with fleet.client("alice") as client:
         response = await client.get(f"/api/vps/{vps_id}/metrics/timeseries")
         assert response.status_code == 200, response.text
@@ -252,7 +241,7 @@ async def test_sse_viewer_that_goes_away_is_cleaned_up(fleet: Fleet) -> None:
     async with fleet.client("alice") as client:
         for _ in range(3):
             async with event_stream(client, f"/api/vps/{vps_id}/metrics/stream") as events:
-                await ingest(fleet, "web-1", [snapshot()])
+                await fleet.ingest("web-1", [snapshot()])
                 await events.next()
         # The server keeps serving new streams and requests after viewers vanish.
         assert (await client.get(f"/api/vps/{vps_id}/metrics/latest")).status_code == 200

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.command_side.harness import AgentConnection, command_side, snapshot
+from tests.command_side.harness import deliver, snapshot
 from tests.databases import create_database
 from tests.e2e.test_database_restart import ClusterProcess
 from tests.query_side.harness import event_stream, query_side, seed
@@ -18,13 +18,7 @@ from tests.query_side.harness import event_stream, query_side, seed
 
 async def send(dsn: str, agent_token: str, cpu: float) -> int:
     moment = time.time_ns() // 1_000_000
-    async with command_side(dsn) as side:
-        agent = AgentConnection(side.address)
-        try:
-            await agent.handshake(agent_token)
-            assert (await agent.send_batch([snapshot(moment, cpu=cpu)])).accepted == 1
-        finally:
-            await agent.close()
+    await deliver(dsn, agent_token, [snapshot(moment, cpu=cpu)])
     return moment
 
 

@@ -12,7 +12,6 @@ import schemathesis
 
 from tests.command_side.harness import snapshot
 from tests.query_side.harness import Fleet
-from tests.query_side.test_api import ingest
 
 # Generated cases per operation in the fuzzing phase (the examples and coverage phases
 # add a few of their own); deterministic, so a run is reproducible.
@@ -96,8 +95,8 @@ def _config(admin_token: str, vps_ids: list[int]) -> schemathesis.Config:
 async def fleet_with_data(fleet: Fleet) -> Fleet:
     """web-1 has three minutes of snapshots, db-1 one, web-2 none (its latest is a 404)."""
     now = time.time_ns() // 1_000_000
-    await ingest(fleet, "web-1", [snapshot(now - 180_000 + i * 5_000) for i in range(37)])
-    await ingest(fleet, "db-1", [snapshot(now)])
+    await fleet.ingest("web-1", [snapshot(now - 180_000 + i * 5_000) for i in range(37)])
+    await fleet.ingest("db-1", [snapshot(now)])
     return fleet
 
 
