@@ -17,7 +17,7 @@ import asyncpg
 from projections import postgres_rollups
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
-from vpsmon.storage.types import Connection
+from vpsmon.storage.types import Connection, rows_affected
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ async def prune_ingested_batches(conn: Connection) -> int:
         "DELETE FROM ingested_batches WHERE committed_at < now() - (SELECT keep"
         " FROM retention_policy WHERE relation = 'performance_metrics')"
     )
-    return int(status.rsplit(" ", 1)[-1])
+    return rows_affected(status)
 
 
 async def run_projection_maintenance(

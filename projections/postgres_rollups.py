@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from projections.rollup_levels import LEVELS, RollupLevel
-from vpsmon.storage.types import Connection
+from vpsmon.storage.types import Connection, rows_affected
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ async def _rematerialize(
         start,
         end,
     )
-    return int(status.rsplit(" ", 1)[-1])
+    return rows_affected(status)
 
 
 def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
@@ -170,13 +170,13 @@ async def enforce_retention(conn: Connection) -> dict[str, int]:
             "DELETE FROM performance_metrics WHERE time < now() - $1::interval",
             keep["performance_metrics"],
         )
-        deleted["performance_metrics"] = int(raw_status.rsplit(" ", 1)[-1])
+        deleted["performance_metrics"] = rows_affected(raw_status)
         for level in LEVELS:
             status = await conn.execute(
                 f"DELETE FROM vpsmon_rollups.data_{level.name} WHERE bucket < now() - $1::interval",
                 keep[level.view],
             )
-            deleted[level.view] = int(status.rsplit(" ", 1)[-1])
+            deleted[level.view] = rows_affected(status)
         return deleted
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_KEY)
