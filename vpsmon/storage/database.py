@@ -25,10 +25,8 @@ def database_dsn(settings: Settings) -> Iterator[str]:
         yield settings.database_url
         return
     server = EmbeddedPostgres(default_data_dir())
-    server_dsn = server.start()
     try:
-        asyncio.run(_ensure_database(server_dsn, EMBEDDED_DATABASE))
-        yield with_database(server_dsn, EMBEDDED_DATABASE)
+        yield _start_embedded(server)
     finally:
         server.stop()
 
@@ -40,12 +38,20 @@ async def open_database(settings: Settings) -> AsyncIterator[str]:
         yield settings.database_url
         return
     server = EmbeddedPostgres(default_data_dir())
-    server_dsn = await asyncio.to_thread(server.start)
     try:
-        await _ensure_database(server_dsn, EMBEDDED_DATABASE)
-        yield with_database(server_dsn, EMBEDDED_DATABASE)
+        yield await asyncio.to_thread(_start_embedded, server)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+def _start_embedded(server: EmbeddedPostgres) -> str:
+    """Start (or join) the cluster and make sure vpsmon's database exists in it.
+
+    Blocking; the async caller runs it in a thread, where asyncio.run is free to use.
+    """
+    server_dsn = server.start()
+    asyncio.run(_ensure_database(server_dsn, EMBEDDED_DATABASE))
+    return with_database(server_dsn, EMBEDDED_DATABASE)
 
 
 async def _ensure_database(server_dsn: str, name: str) -> None:
