@@ -142,15 +142,20 @@ class AgentClient:
             self._queue.append(batch.batch_id)
             self._wake.set()
 
-    async def wait_idle(self, grace_s: float) -> bool:
-        """True once the live stream has nothing unsent or unacked; False on
-        timeout or when no stream is up (shutdown grace period)."""
+    async def wait_drained(self, grace_s: float) -> bool:
+        """True once every spooled batch is acked, False after ``grace_s``.
+
+        The stream may break and reconnect meanwhile: a shutdown that comes
+        while a batch waits for its ack still delivers it if the server is
+        back within the grace period. What is left stays spooled and is
+        re-sent, with its batch id, on the next start.
+        """
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_s):
-                while self._active and (self._queue or self._in_flight):
+                while len(self.spool):
                     self._changed.clear()
                     await self._changed.wait()
-        return self._active and not (self._queue or self._in_flight)
+        return not len(self.spool)
 
     async def run(self) -> None:
         """Connect, stream and reconnect forever; cancel the task to stop."""

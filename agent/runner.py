@@ -28,7 +28,8 @@ from proto.vpsmon.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 2.0
+# How long a stopping agent keeps trying to deliver its spool (across a reconnect).
+SHUTDOWN_GRACE_S = 5.0
 # Batches kept in memory while the spool cannot be written (disk full, read-only).
 _MAX_UNSPOOLED = 600
 
@@ -124,7 +125,11 @@ def _warn_if_cleartext(settings: AgentSettings) -> None:
 
 
 async def run_agent(
-    config: AgentSettings, stop: asyncio.Event, *, collector: SnapshotSource | None = None
+    config: AgentSettings,
+    stop: asyncio.Event,
+    *,
+    collector: SnapshotSource | None = None,
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S,
 ) -> None:
     """Run until ``stop`` is set; everything collected is spooled before return."""
     spool = SnapshotSpool(config.spool_dir, config.max_spool_batches)
@@ -163,8 +168,8 @@ async def run_agent(
         pipeline.submit(batcher.flush())  # keep the partial batch for the next start
         if pipeline.unspooled:
             log.error("%d batch(es) could not be spooled and are lost", len(pipeline.unspooled))
-        if len(spool) and client.connected:
-            await client.wait_idle(SHUTDOWN_GRACE_S)
+        if len(spool):
+            await client.wait_drained(shutdown_grace_s)
     finally:
         for task in (relay, client_task):
             task.cancel()

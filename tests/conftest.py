@@ -16,6 +16,19 @@ from tests.query_side.harness import Fleet, query_side, seed
 from vpsmon.storage.embedded import EmbeddedPostgres
 
 TIMESCALE_URL_ENV = "VPSMON_TEST_TIMESCALE_URL"
+# Tiers by folder, so a new test file is marked by where it lives.
+_FOLDER_MARKS = {"e2e": "e2e", "browser": "browser", "loadtests": "slow"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests_dir).parts[0]
+        if folder in _FOLDER_MARKS:
+            item.add_marker(_FOLDER_MARKS[folder])
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "timescaledb" in callspec.params.values():
+            item.add_marker("timescale")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -71,11 +71,67 @@ async def test_shutdown_sends_the_partial_batch_and_waits_for_its_ack(
     assert SnapshotSpool(tmp_path / "spool").ids() == []
 
 
+async def test_a_stop_during_a_reconnect_still_delivers_the_batch_awaiting_its_ack(
+    fake: tuple[FakeServer, str], tmp_path: Path
+) -> None:
+    """The CI flake of the kill -9 test, made deterministic: the stream breaks
+    while a batch waits for its ack, and the stop comes before the agent is
+    connected again. The stopping agent reconnects and delivers it."""
+    server, address = fake
+    held: set[str] = set()
+
+    def hold_the_first(batch_id: str) -> str:
+        if not held or (batch_id in held and len(server.streams) == 1):
+            held.add(batch_id)
+            return "hold"
+        return "ack"
+
+    server.policy = hold_the_first
+    collector = FakeCollector()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_agent(settings_for(tmp_path, address, upload_interval=1), stop, collector=collector)
+    )
+    await eventually(lambda: bool(held))
+    server.fail_handshakes = 1  # the next connect is refused: the agent is mid-reconnect
+    server.current.drop.set()
+    await eventually(lambda: len(server.handshakes) >= 2)
+    stop.set()
+    await asyncio.wait_for(task, timeout=15)
+    assert held <= set(server.acked)
+    assert SnapshotSpool(tmp_path / "spool").ids() == []
+    assert sum(server.snapshot_counts.values()) == collector.produced
+
+
+async def test_a_batch_whose_ack_never_comes_is_kept_and_replayed_with_its_id(
+    fake: tuple[FakeServer, str], tmp_path: Path
+) -> None:
+    server, address = fake
+    server.policy = lambda _batch_id: "hold"
+    settings = settings_for(tmp_path, address, upload_interval=1)
+    collector = FakeCollector()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_agent(settings, stop, collector=collector, shutdown_grace_s=0.5))
+    await eventually(lambda: len(server.received()) >= 2)
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    kept = SnapshotSpool(tmp_path / "spool").ids()
+    assert set(server.received()) <= set(kept)
+
+    server.policy = lambda _batch_id: "ack"
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_agent(settings, stop, collector=FakeCollector()))
+    await eventually(lambda: set(kept) <= set(server.acked))
+    stop.set()
+    await asyncio.wait_for(task, timeout=15)
+    assert SnapshotSpool(tmp_path / "spool").ids() == []
+
+
 async def test_nothing_collected_is_lost_while_the_server_is_down(tmp_path: Path) -> None:
     collector = FakeCollector()
     stop = asyncio.Event()
     settings = settings_for(tmp_path, UNREACHABLE, upload_interval=1)
-    task = asyncio.create_task(run_agent(settings, stop, collector=collector))
+    task = asyncio.create_task(run_agent(settings, stop, collector=collector, shutdown_grace_s=0.5))
     await eventually(lambda: len(collector.calls) >= 4)
     stop.set()
     await asyncio.wait_for(task, timeout=10)
@@ -90,7 +146,9 @@ async def test_missed_ticks_are_skipped_not_burst(
     collector = FakeCollector(stall_on_call=2, stall_s=2.3)
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_agent(settings_for(tmp_path, UNREACHABLE), stop, collector=collector)
+        run_agent(
+            settings_for(tmp_path, UNREACHABLE), stop, collector=collector, shutdown_grace_s=0.5
+        )
     )
     with caplog.at_level(logging.WARNING, logger="agent.runner"):
         await eventually(lambda: len(collector.calls) >= 5, timeout=15)

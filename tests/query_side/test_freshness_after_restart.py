@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.command_side.harness import deliver, snapshot
 from tests.databases import create_database
@@ -22,6 +23,7 @@ async def send(dsn: str, agent_token: str, cpu: float) -> int:
     return moment
 
 
+@pytest.mark.e2e
 async def test_live_values_survive_a_database_restart(tmp_path: Path) -> None:
     cluster = ClusterProcess(Path(tempfile.mkdtemp(prefix="vpsmon-qs-", dir="/tmp")) / "pg18")
     server_dsn = await cluster.start()

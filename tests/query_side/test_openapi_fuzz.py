@@ -119,5 +119,6 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
+@pytest.mark.slow
 def test_served_document_holds_for_generated_requests(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate()
