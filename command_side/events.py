@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import asyncpg
@@ -14,6 +13,7 @@ from command_side.service import AgentCommunicationService
 from command_side.vps_commands import VPS_EVENTS_CHANNEL, vps_for_token
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.settings import Settings
+from vpsmon.storage.notifications import PendingIds
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,40 @@ async def _push_config(
             stream.push(agent_pb2.MessageToAgent(agent_config=config))
 
 
+# What a command side does for each kind of VPS event; other kinds need nothing.
+_ACTIONS = {
+    "token_rotated": "revoke",
+    "decommissioned": "revoke",
+    "agent_config_changed": "config",
+}
+
+
+async def _apply_events(
+    service: AgentCommunicationService,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    event_ids: set[int] | None,
+) -> None:
+    """Act on the events named by notifications, as the event log records them
+    (None: too many to name, so re-check every stream and push every config)."""
+    if event_ids is None:
+        connected = {stream.vps_id for stream in service.streams}
+        actions = {(vps_id, kind) for vps_id in connected for kind in ("revoke", "config")}
+    else:
+        events = await pool.fetch(
+            "SELECT vps_id, event_type FROM vps_events WHERE event_id = ANY($1::bigint[])",
+            list(event_ids),
+        )
+        actions = {
+            (e["vps_id"], _ACTIONS[e["event_type"]]) for e in events if e["event_type"] in _ACTIONS
+        }
+    for vps_id, action in sorted(actions):
+        if action == "revoke":
+            await _revalidate(service, pool, vps_id)
+        else:
+            await _push_config(service, pool, vps_id, settings)
+
+
 async def follow_vps_events(
     dsn: str,
     pool: asyncpg.Pool,
@@ -43,7 +77,7 @@ async def follow_vps_events(
     stop: asyncio.Event,
 ) -> None:
     """LISTEN on a dedicated connection; after a reconnect, re-check every stream."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
+    hints = PendingIds(VPS_EVENTS_CHANNEL)
     delay = 0.5
     while not stop.is_set():
         try:
@@ -55,21 +89,16 @@ async def follow_vps_events(
             continue
         delay = 0.5
         try:
-            await conn.add_listener(VPS_EVENTS_CHANNEL, lambda *args: queue.put_nowait(args[3]))
+            hints.take()
+            await conn.add_listener(VPS_EVENTS_CHANNEL, hints.on_notification)
             # Events may have been missed while disconnected.
             for vps_id in {stream.vps_id for stream in service.streams}:
                 await _revalidate(service, pool, vps_id)
             while not stop.is_set() and not conn.is_closed():
-                try:
-                    payload = await asyncio.wait_for(queue.get(), 1.0)
-                except TimeoutError:
-                    continue
-                event = json.loads(payload)
-                vps_id, kind = int(event["vps_id"]), event["event_type"]
-                if kind in ("token_rotated", "decommissioned"):
-                    await _revalidate(service, pool, vps_id)
-                elif kind == "agent_config_changed":
-                    await _push_config(service, pool, vps_id, settings)
+                await hints.wait(1.0)
+                event_ids = hints.take()
+                if event_ids is None or event_ids:
+                    await _apply_events(service, pool, settings, event_ids)
         except Exception as error:
             logger.warning("VPS event listener failed (%r); reconnecting", error)
         finally:

@@ -15,6 +15,7 @@ from vpsmon.storage.types import Connection, Queryable
 _TOKEN_PREFIX = "vpsm_"
 # Command sides listen here to close streams of revoked tokens and to push
 # new agent configuration; PostgreSQL delivers it when the event commits.
+# The payload is the event_id, a hint: listeners read the event itself.
 VPS_EVENTS_CHANNEL = "vpsmon_vps_events"
 
 
@@ -40,19 +41,17 @@ def _new_token() -> str:
 
 
 async def _append(conn: Connection, vps_id: int, event_type: str, payload: dict[str, Any]) -> None:
-    occurred_at: datetime = await conn.fetchval(
+    appended = await conn.fetchrow(
         "INSERT INTO vps_events (vps_id, event_type, payload) VALUES ($1, $2, $3::jsonb)"
-        " RETURNING occurred_at",
+        " RETURNING event_id, occurred_at",
         vps_id,
         event_type,
         json.dumps(payload),
     )
+    assert appended is not None
+    occurred_at: datetime = appended["occurred_at"]
     await apply_vps_event(conn, VpsEvent(vps_id, event_type, payload, occurred_at))
-    await conn.execute(
-        "SELECT pg_notify($1, $2)",
-        VPS_EVENTS_CHANNEL,
-        json.dumps({"vps_id": vps_id, "event_type": event_type}),
-    )
+    await conn.execute("SELECT pg_notify($1, $2)", VPS_EVENTS_CHANNEL, str(appended["event_id"]))
 
 
 async def register_vps(conn: Connection, name: str, owner_id: int | None = None) -> IssuedToken:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from projections import postgres_rollups
-from projections.latest_values import LATEST_CHANNEL, encode_notifications
+from projections.latest_values import announce_latest
 from projections.rollup_levels import LEVELS
 from projections.vps_registry import rebuild_vps_registry
 from vpsmon.metrics import METRIC_COLUMNS
@@ -32,15 +32,13 @@ class RebuildReport:
 async def rebuild_latest(conn: Connection) -> int:
     columns = ", ".join(METRIC_COLUMNS)
     async with conn.transaction():
-        await conn.execute("DELETE FROM vps_latest")
+        removed = await conn.fetch("DELETE FROM vps_latest RETURNING vps_id")
         rows = await conn.fetch(
             f"INSERT INTO vps_latest ({columns})"
             f" SELECT DISTINCT ON (vps_id) {columns} FROM performance_metrics"
-            f" ORDER BY vps_id, time DESC RETURNING {columns}"
+            f" ORDER BY vps_id, time DESC RETURNING vps_id"
         )
-        # Caches apply only newer values, so re-announcing the same ones is harmless.
-        for payload in encode_notifications([tuple(row) for row in rows]):
-            await conn.execute("SELECT pg_notify($1, $2)", LATEST_CHANNEL, payload)
+        await announce_latest(conn, sorted({row["vps_id"] for row in [*removed, *rows]}))
     return len(rows)
 
 

@@ -1,10 +1,12 @@
 """The latest-values projection held in memory, so /metrics/latest costs no query.
 
 Each query-side worker warms it from `vps_latest` and then follows the NOTIFY
-that the command side sends with every commit. When the listening connection
-drops (a database restart) it reconnects and re-warms before serving the
-updates again, so the cache is never silently stale. SSE viewers subscribe
-here: one cache update fans out to all of them.
+that the command side sends with every commit. A notification only names
+VPS ids: the cache re-reads those rows from `vps_latest`, so a forged one
+(any SQL login can NOTIFY) can show nothing but the true values. When the
+listening connection drops (a database restart) it reconnects and re-warms
+before serving the updates again, so the cache is never silently stale. SSE
+viewers subscribe here: one cache update fans out to all of them.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 
 import asyncpg
 
-from projections.latest_values import LATEST_CHANNEL, decode_notification
+from projections.latest_values import LATEST_CHANNEL
 from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.storage.notifications import PendingIds
 
 logger = logging.getLogger(__name__)
 
 Latest = dict[str, Any]
+_SELECT = f"SELECT {', '.join(METRIC_COLUMNS)} FROM vps_latest"
 
 
 class LatestValuesCache:
@@ -33,6 +37,7 @@ class LatestValuesCache:
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         self.connected = False
+        self.hints = PendingIds(LATEST_CHANNEL)
 
     def get(self, vps_id: int) -> Latest | None:
         return self._values.get(vps_id)
@@ -64,8 +69,7 @@ class LatestValuesCache:
                 await self._task
 
     def _apply(self, row: Latest) -> None:
-        current = self._values.get(row["vps_id"])
-        if current is not None and current["time"] >= row["time"]:
+        if self._values.get(row["vps_id"]) == row:
             return
         self._values[row["vps_id"]] = row
         for queue in self._subscribers.get(row["vps_id"], ()):
@@ -74,34 +78,39 @@ class LatestValuesCache:
                     queue.get_nowait()
             queue.put_nowait(row)
 
+    async def _reread(self, conn: asyncpg.Connection, vps_ids: set[int] | None) -> int:
+        """Take the rows of ``vps_ids`` (None: all) from the table; drop those gone."""
+        if vps_ids is None:
+            rows = await conn.fetch(_SELECT)
+            asked = set(self._values)
+        else:
+            rows = await conn.fetch(f"{_SELECT} WHERE vps_id = ANY($1::int[])", list(vps_ids))
+            asked = vps_ids
+        for vps_id in asked - {row["vps_id"] for row in rows}:
+            self._values.pop(vps_id, None)  # removed, or never known: a forged id
+        for row in rows:
+            self._apply(dict(row))
+        return len(rows)
+
     async def _follow(self) -> None:
         delay = 0.2
         while True:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=10)
-                notifications: asyncio.Queue[str] = asyncio.Queue()
-                await conn.add_listener(
-                    LATEST_CHANNEL, lambda *args, queue=notifications: queue.put_nowait(args[3])
-                )
+                self.hints.take()
+                await conn.add_listener(LATEST_CHANNEL, self.hints.on_notification)
                 # Listen first, then warm: nothing committed in between is lost.
-                rows = await conn.fetch(f"SELECT {', '.join(METRIC_COLUMNS)} FROM vps_latest")
-                known = {row["vps_id"] for row in rows}
-                for vps_id in set(self._values) - known:
-                    del self._values[vps_id]  # removed while we were away
-                for row in rows:
-                    self._apply(dict(row))
+                warmed = await self._reread(conn, None)
                 self.connected = True
                 self.ready.set()
                 delay = 0.2
-                logger.info("latest-values cache warm: %d VPSes", len(rows))
+                logger.info("latest-values cache warm: %d VPSes", warmed)
                 while not conn.is_closed():
-                    try:
-                        payload = await asyncio.wait_for(notifications.get(), 1.0)
-                    except TimeoutError:
-                        continue
-                    for update in decode_notification(payload):
-                        self._apply(update)
+                    await self.hints.wait(1.0)
+                    vps_ids = self.hints.take()
+                    if vps_ids is None or vps_ids:
+                        await self._reread(conn, vps_ids)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

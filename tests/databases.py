@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -37,3 +38,17 @@ async def drop_database(server_dsn: str, dsn: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def login_in_role(dsn: str, group: str) -> str:
+    """A new login role that is a member of ``group``; its URL for the same database."""
+    name = f"login_{uuid.uuid4().hex[:12]}"
+    password = uuid.uuid4().hex
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {group}")
+    finally:
+        await conn.close()
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{name}:{password}@{host}"))

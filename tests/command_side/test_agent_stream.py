@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 import time
 import uuid
@@ -14,7 +15,12 @@ import asyncpg
 import grpc
 import pytest
 
-from command_side.vps_commands import configure_agent, register_vps, rotate_agent_token
+from command_side.vps_commands import (
+    VPS_EVENTS_CHANNEL,
+    configure_agent,
+    register_vps,
+    rotate_agent_token,
+)
 from proto.options import MAX_MESSAGE_BYTES
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from tests.command_side.harness import (
@@ -25,6 +31,7 @@ from tests.command_side.harness import (
     handshake_message,
     snapshot,
 )
+from tests.databases import login_in_role
 
 MAX_BATCH = 50
 
@@ -204,6 +211,36 @@ async def test_config_change_is_pushed_to_the_connected_agent(
         assert pushed.agent_config.metrics_upload_batch_max_size == 10
         assert pushed.agent_config.metrics_upload_interval_seconds == 1
     finally:
+        await agent.close()
+
+
+async def test_forged_vps_event_notifications_are_ignored(
+    server: RunningCommandSide,
+    db: asyncpg.Connection,
+    embedded_database: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any SQL login can NOTIFY on the events channel: garbage and forged
+    events neither close a stream nor knock the listener over."""
+    issued = await register_vps(db, "web-1")
+    agent = await connected(server, issued.token)
+    forger = await asyncpg.connect(await login_in_role(embedded_database, "vpsmon_reader"))
+    try:
+        for payload in [
+            "garbage",
+            json.dumps({"vps_id": issued.vps_id, "event_type": "decommissioned"}),
+            "999999999",
+            "1," * 3000,
+            "",
+        ]:
+            await forger.execute("SELECT pg_notify($1, $2)", VPS_EVENTS_CHANNEL, payload)
+        await configure_agent(db, issued.vps_id, collect_interval_seconds=9)
+        pushed = await agent.receive()  # delivered after the forgeries
+        assert pushed.agent_config.metrics_collect_interval_seconds == 9
+        assert (await agent.send_batch([snapshot()])).accepted == 1
+        assert "listener failed" not in caplog.text
+    finally:
+        await forger.close()
         await agent.close()
 
 
