@@ -49,6 +49,12 @@ async def login_in_role(dsn: str, group: str) -> str:
         await conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {group}")
     finally:
         await conn.close()
+    return as_login(dsn, name, password)
+
+
+def as_login(dsn: str, user: str, password: str, database: str | None = None) -> str:
+    """The same server as ``dsn``, as another login (and maybe another database)."""
     parts = urlsplit(dsn)
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{name}:{password}@{host}"))
+    url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+    return url if database is None else with_database(url, database)

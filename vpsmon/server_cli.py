@@ -77,7 +77,7 @@ async def migrate(args: argparse.Namespace) -> int:
             report = await _migrate(conn, settings)
         finally:
             await conn.close()
-    print(f"backend: {report.backend.value}")
+    print(f"backend: {report.backend.value} ({report.decision.reason})")
     for migration in report.applied:
         print(f"applied {migration.path.name}")
     total = report.already_applied + len(report.applied)

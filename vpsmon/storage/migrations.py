@@ -14,12 +14,12 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from vpsmon.settings import BackendChoice
-from vpsmon.storage.backend import Backend, detect_backend, recorded_backend
+from vpsmon.storage.backend import Backend, BackendDecision, detect_backend, recorded_backend
 from vpsmon.storage.types import Connection
 
 logger = logging.getLogger(__name__)
@@ -49,9 +49,13 @@ class Migration:
 
 @dataclass(frozen=True)
 class MigrationReport:
-    backend: Backend
+    decision: BackendDecision
     applied: list[Migration]
     already_applied: int
+
+    @property
+    def backend(self) -> Backend:
+        return self.decision.backend
 
 
 def migrations_dir() -> Path:
@@ -111,9 +115,12 @@ async def _migrate_locked(
     conn: Connection, backend_choice: BackendChoice, directory: Path | None
 ) -> MigrationReport:
     recorded = await recorded_backend(conn)
-    backend = await detect_backend(conn, recorded.value if recorded else backend_choice)
-    if recorded is not None and backend != recorded:
-        raise MigrationError(f"the database was migrated for {recorded.value}, not {backend.value}")
+    decision = await detect_backend(conn, recorded.value if recorded else backend_choice)
+    if recorded is not None:
+        decision = replace(decision, reason="recorded when the database was first migrated")
+    backend = decision.backend
+    if decision.warning is not None:
+        logger.warning("%s", decision.warning)
     await conn.execute(
         """
         CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -151,4 +158,4 @@ async def _migrate_locked(
                 migration.checksum,
                 backend.value,
             )
-    return MigrationReport(backend, pending, len(applied))
+    return MigrationReport(decision, pending, len(applied))
