@@ -26,7 +26,7 @@ import grpc.aio
 import psutil
 
 from agent.spool import SnapshotSpool
-from proto.options import CLIENT_CHANNEL_OPTIONS
+from proto.options import CLIENT_CHANNEL_OPTIONS, RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ class AgentClient:
         failures = 0  # consecutive failures: only the first of a streak is a WARNING
         while True:
             connects = self.stats.connects
+            pause = 0.0  # at least this long before the next attempt (server's retry-after)
             try:
                 await self._session()
             except grpc.aio.AioRpcError as error:
@@ -177,13 +178,24 @@ class AgentClient:
                     await asyncio.sleep(self.backoff.cap)
                     continue
                 reason = f"{error.code().name} {error.details()}"
+                if error.code() == grpc.StatusCode.ABORTED:
+                    # Only a live agent sees this: another one took its VPS's stream.
+                    log.error(
+                        "server %s: %s; two agents may share this token; retrying in %.0f s",
+                        self.server,
+                        error.details(),
+                        self.backoff.cap,
+                    )
+                    await asyncio.sleep(self.backoff.cap)
+                    continue
+                pause = max(pause, _retry_after_s(error))
             except (StreamError, TimeoutError, OSError, asyncio.InvalidStateError) as error:
                 reason = str(error) or type(error).__name__
             except Exception as error:
                 log.exception("unexpected error on the stream to %s", self.server)
                 reason = repr(error)
             failures = 1 if self.stats.connects != connects else failures + 1
-            delay = self.backoff.next_delay()
+            delay = max(self.backoff.next_delay(), pause)
             log.log(
                 logging.WARNING if failures == 1 else logging.INFO,
                 "stream to %s: %s; reconnecting in %.1f s (%d batch(es) spooled)",
@@ -325,6 +337,18 @@ class AgentClient:
             )
         self._wake.set()
         self._changed.set()
+
+
+def _retry_after_s(error: grpc.aio.AioRpcError) -> float:
+    """The wait a RESOURCE_EXHAUSTED status asks for (0 if none, capped at 5 minutes)."""
+    details = error.details() or ""
+    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or RETRY_AFTER_FIELD not in details:
+        return 0.0
+    try:
+        seconds = float(details.rsplit(RETRY_AFTER_FIELD, 1)[1].split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+    return min(seconds, 300.0) if seconds > 0 else 0.0  # NaN compares false
 
 
 def _expect(message: object) -> agent_pb2.MessageToAgent:

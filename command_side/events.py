@@ -9,7 +9,8 @@ import asyncpg
 import grpc
 
 from command_side.agent_config import agent_config_for
-from command_side.service import AgentCommunicationService
+from command_side.service import AgentCommunicationService, end_replaced_streams
+from command_side.stream_claims import STREAMS_CHANNEL
 from command_side.vps_commands import VPS_EVENTS_CHANNEL, vps_for_token
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.settings import Settings
@@ -31,6 +32,7 @@ async def _push_config(
     streams = service.streams.for_vps(vps_id)
     if streams:
         config = await agent_config_for(pool, vps_id, settings)
+        service.apply_config(vps_id, config)
         for stream in streams:
             stream.push(agent_pb2.MessageToAgent(agent_config=config))
 
@@ -78,6 +80,7 @@ async def follow_vps_events(
 ) -> None:
     """LISTEN on a dedicated connection; after a reconnect, re-check every stream."""
     hints = PendingIds(VPS_EVENTS_CHANNEL)
+    claims = PendingIds(STREAMS_CHANNEL, ready=hints.ready)
     delay = 0.5
     while not stop.is_set():
         try:
@@ -90,12 +93,28 @@ async def follow_vps_events(
         delay = 0.5
         try:
             hints.take()
+            claims.take()
             await conn.add_listener(VPS_EVENTS_CHANNEL, hints.on_notification)
-            # Events may have been missed while disconnected.
-            for vps_id in {stream.vps_id for stream in service.streams}:
+            await conn.add_listener(STREAMS_CHANNEL, claims.on_notification)
+            # Events and claims may have been missed while disconnected.
+            connected = sorted({stream.vps_id for stream in service.streams})
+            for vps_id in connected:
                 await _revalidate(service, pool, vps_id)
+            await end_replaced_streams(service, pool, connected)
             while not stop.is_set() and not conn.is_closed():
-                await hints.wait(1.0)
+                await asyncio.wait(
+                    [
+                        asyncio.ensure_future(hints.wait(1.0)),
+                        asyncio.ensure_future(claims.wait(1.0)),
+                    ],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                claimed = claims.take()
+                if claimed is None or claimed:
+                    ours = {stream.vps_id for stream in service.streams}
+                    await end_replaced_streams(
+                        service, pool, sorted(ours if claimed is None else ours & claimed)
+                    )
                 event_ids = hints.take()
                 if event_ids is None or event_ids:
                     await _apply_events(service, pool, settings, event_ids)

@@ -64,7 +64,9 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
     )
     writer.start()
     service = AgentCommunicationService(pool, writer, settings, raw_retention)
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        options=SERVER_OPTIONS, maximum_concurrent_rpcs=settings.grpc_max_streams
+    )
     agent_pb2_grpc.add_AgentCommunicationServiceServicer_to_server(service, server)
     port = _bind(server, settings)
     if port == 0:

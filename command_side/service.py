@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -11,23 +12,33 @@ import asyncpg
 import grpc
 
 from command_side.agent_config import agent_config_for
+from command_side.budget import IngestBudget
 from command_side.ingest import (
     CONNECTION_ERRORS,
     IngestWriter,
     PendingBatch,
     StorageUnavailableError,
 )
+from command_side.stream_claims import claim_stream, live_streams, release_stream
 from command_side.streams import AgentStream, StreamRegistry
 from command_side.validation import InvalidBatchError, validate_batch
 from command_side.vps_commands import vps_for_token
+from proto.options import RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from vpsmon.settings import Settings
+from vpsmon.storage.types import Queryable
 
 logger = logging.getLogger(__name__)
 
 # Batches of one stream being validated and committed at once; beyond this
 # the handler stops reading, and gRPC flow control holds the agent back.
 MAX_IN_FLIGHT_PER_STREAM = 16
+# The status an older stream of a VPS ends with when a newer handshake claims it.
+REPLACED = (
+    grpc.StatusCode.ABORTED,
+    "a newer stream of this VPS took over (the agent reconnected, or another agent "
+    "uses the same token)",
+)
 
 
 class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer):
@@ -44,6 +55,21 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         self._raw_retention_ms = int(raw_retention.total_seconds() * 1000)
         self.streams = StreamRegistry()
         self.shutting_down = asyncio.Event()
+        self.budgets: dict[int, IngestBudget] = {}
+        self._unauthenticated = 0
+
+    def apply_config(self, vps_id: int, config: agent_pb2.AgentConfig) -> None:
+        """Size the VPS's ingest budget from the AgentConfig it was sent."""
+        budget = IngestBudget.for_config(
+            config.metrics_collect_interval_seconds,
+            self._settings.ingest_budget_headroom,
+            self._settings.max_batch_snapshots,
+        )
+        current = self.budgets.get(vps_id)
+        if current is None:
+            self.budgets[vps_id] = budget
+        else:
+            current.resize(budget)
 
     # The read/write API (context.read/write) lets the server push messages
     # (config, acks) independently of what it reads, so this is no generator.
@@ -52,10 +78,23 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         request_iterator: object,
         context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
     ) -> None:
-        stream = await self._handshake(context)
+        if self._unauthenticated >= self._settings.grpc_max_unauthenticated_streams:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "too many streams waiting for a handshake"
+            )
+        self._unauthenticated += 1
+        try:
+            stream = await self._handshake(context)
+        finally:
+            self._unauthenticated -= 1
         if stream is None:
             return
+        for older in self.streams.for_vps(stream.vps_id):
+            older.fail(*REPLACED)
         self.streams.add(stream)
+        # A claim by another command side may have been announced before we added it.
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await end_replaced_streams(self, self._pool, [stream.vps_id])
         writer = asyncio.create_task(self._write_loop(stream, context))
         try:
             await self._read_loop(stream, context)
@@ -63,6 +102,8 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             self.streams.remove(stream)
             stream.outbox.put_nowait(None)
             await writer
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await release_stream(self._pool, stream.vps_id, stream.stream_id)
         if stream.failure is not None:
             await context.abort(*stream.failure)
 
@@ -70,7 +111,14 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         self,
         context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
     ) -> AgentStream | None:
-        first = await context.read()
+        deadline = self._settings.grpc_handshake_timeout.total_seconds()
+        try:
+            async with asyncio.timeout(deadline):
+                first = await context.read()
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no AgentHandshake within {deadline:g} s"
+            )
         if not isinstance(first, agent_pb2.MessageToServer):  # EOF
             return None
         if first.WhichOneof("payload") != "agent_handshake":
@@ -80,10 +128,20 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             )
         handshake = first.agent_handshake
         try:
-            vps_id = await vps_for_token(self._pool, handshake.agent_token)
-            if vps_id is not None:
-                config = await agent_config_for(self._pool, vps_id, self._settings)
-        except CONNECTION_ERRORS:
+            async with asyncio.timeout(deadline):
+                vps_id = await vps_for_token(self._pool, handshake.agent_token)
+                if vps_id is not None:
+                    config = await agent_config_for(self._pool, vps_id, self._settings)
+                    stream = AgentStream(vps_id, handshake.agent_token)
+                    async with self._pool.acquire() as conn:
+                        await claim_stream(
+                            conn,
+                            vps_id,
+                            stream.stream_id,
+                            handshake.hostname,
+                            handshake.agent_version,
+                        )
+        except CONNECTION_ERRORS:  # asyncio.TimeoutError included
             await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry later")
         if vps_id is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked agent token")
@@ -98,7 +156,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             handshake.agent_version,
             context.peer(),
         )
-        stream = AgentStream(vps_id, handshake.agent_token)
+        self.apply_config(vps_id, config)
         stream.push(
             agent_pb2.MessageToAgent(
                 handshake_ack=agent_pb2.ServerHandshakeAck(vps_id=vps_id, config=config)
@@ -111,7 +169,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         stream: AgentStream,
         context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
     ) -> None:
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], int] = {}  # each batch's size in bytes
         slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_STREAM)
         stop_waiters = [
             asyncio.create_task(self.shutting_down.wait()),
@@ -132,9 +190,13 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                     break
                 kind = message.WhichOneof("payload")
                 if kind == "performance_batch":
-                    task = asyncio.create_task(self._ingest(stream, message.performance_batch))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+                    batch = message.performance_batch
+                    if not await self._admit(stream, batch, in_flight):
+                        slots.release()
+                        break
+                    task = asyncio.create_task(self._ingest(stream, batch))
+                    in_flight[task] = batch.ByteSize()
+                    task.add_done_callback(lambda t: in_flight.pop(t, None))
                     task.add_done_callback(lambda _: slots.release())
                     continue
                 slots.release()
@@ -154,6 +216,29 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             await asyncio.gather(*in_flight, return_exceptions=True)
         if self.shutting_down.is_set() and stream.failure is None:
             stream.fail(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+
+    async def _admit(
+        self,
+        stream: AgentStream,
+        batch: agent_pb2.PerformanceSnapshotBatch,
+        in_flight: dict[asyncio.Task[None], int],
+    ) -> bool:
+        """Hold the stream within its VPS's budget; False: it must end and back off."""
+        limit = self._settings.ingest_max_in_flight_bytes
+        while in_flight and sum(in_flight.values()) + batch.ByteSize() > limit:
+            await asyncio.wait(list(in_flight), return_when=asyncio.FIRST_COMPLETED)
+        admission = self.budgets[stream.vps_id].admit(len(batch.snapshots))
+        if admission.refused:
+            rate = self.budgets[stream.vps_id].rate_per_s
+            stream.fail(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"VPS {stream.vps_id} is over its ingest budget of {rate:g} snapshots/s;"
+                f" {RETRY_AFTER_FIELD}{admission.retry_after_s:.1f}",
+            )
+            return False
+        if admission.pace_s > 0:
+            await asyncio.sleep(admission.pace_s)
+        return True
 
     async def _ingest(self, stream: AgentStream, batch: agent_pb2.PerformanceSnapshotBatch) -> None:
         now_ms = time.time_ns() // 1_000_000
@@ -208,3 +293,15 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                 logger.debug("write to VPS %d failed: %r", stream.vps_id, error)
                 stream.fail(grpc.StatusCode.UNAVAILABLE, "stream write failed")
                 return
+
+
+async def end_replaced_streams(
+    service: AgentCommunicationService, conn: Queryable, vps_ids: list[int]
+) -> None:
+    """End this command side's streams of ``vps_ids`` whose claim a newer one took."""
+    claims = await live_streams(conn, vps_ids)
+    for vps_id in vps_ids:
+        for stream in service.streams.for_vps(vps_id):
+            claimed = claims.get(vps_id)
+            if claimed is not None and claimed != stream.stream_id:
+                stream.fail(*REPLACED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ class AgentStream:
     def __init__(self, vps_id: int, token: str) -> None:
         self.vps_id = vps_id
         self.token = token
+        self.stream_id = uuid.uuid4()  # its claim in agent_streams
         self.outbox: asyncio.Queue[agent_pb2.MessageToAgent | None] = asyncio.Queue()
         self.failure: tuple[grpc.StatusCode, str] | None = None
         self.ended = asyncio.Event()

@@ -39,6 +39,11 @@ HOST = "127.0.0.1"
 
 STARTUP_TIMEOUT = 90.0
 
+# Synthetic agents send snapshots 1 ms apart, far beyond what a real agent's
+# sampling interval allows; the throughput phases lift the per-VPS ingest
+# budget (command_side/budget.py) so that they measure the pipeline, not it.
+UNLIMITED_BUDGET_ENV = {"VPSMON_INGEST_BUDGET_HEADROOM": "1000000000"}
+
 
 STOP_TIMEOUT = 30.0
 

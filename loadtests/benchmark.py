@@ -55,6 +55,7 @@ from bench_common import (
     HOST,
     ROOT,
     STARTUP_TIMEOUT,
+    UNLIMITED_BUDGET_ENV,
     BenchError,
     Children,
     Figure,
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> int:
     began = time.monotonic()
     args.report.resolve().parent.mkdir(parents=True, exist_ok=True)
     with database(work) as dsn:
-        env = {**os.environ, "VPSMON_DATABASE_URL": dsn}
+        env = {**os.environ, "VPSMON_DATABASE_URL": dsn, **UNLIMITED_BUDGET_ENV}
         for key in ("VPSMON_GRPC_TLS_CERT", "VPSMON_GRPC_TLS_KEY"):
             env.pop(key, None)
         _migrate(env)

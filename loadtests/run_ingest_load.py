@@ -42,6 +42,7 @@ from typing import IO, Any
 import asyncpg
 from bench_common import (
     HOST,
+    UNLIMITED_BUDGET_ENV,
     BenchError,
     Interrupted,
     database,
@@ -263,7 +264,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     embedded = not os.environ.get("VPSMON_DATABASE_URL")  # database() starts one if unset
     with database(work, "vpsmon_load") as dsn, cs_log_path.open("wb") as cs_log:
         try:
-            env = {**os.environ, "VPSMON_DATABASE_URL": dsn}
+            env = {**os.environ, "VPSMON_DATABASE_URL": dsn, **UNLIMITED_BUDGET_ENV}
             env.pop("VPSMON_GRPC_TLS_CERT", None)
             env.pop("VPSMON_GRPC_TLS_KEY", None)
             port = free_port()

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from proto.options import MAX_MESSAGE_BYTES
 from vpsmon.durations import parse_duration
 
 
@@ -82,6 +83,16 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Ingest limits; a batch over the maximum is rejected whole.
     max_batch_snapshots: int = Field(default=1000, ge=1, le=100_000)
+    # A stream must send its handshake this soon; at most this many may be waiting.
+    grpc_handshake_timeout: Duration = timedelta(seconds=5)
+    grpc_max_unauthenticated_streams: int = Field(default=64, ge=1)
+    # All streams one command side serves at once (beyond: RESOURCE_EXHAUSTED).
+    grpc_max_streams: int = Field(default=10_000, ge=1)
+    # Each VPS may send this many times its sampling rate (spool replay after an
+    # outage), with bursts of 30 s of that; see command_side/budget.py.
+    ingest_budget_headroom: float = Field(default=50.0, gt=0)
+    # Bytes of one VPS's batches being validated and committed at once.
+    ingest_max_in_flight_bytes: int = Field(default=2 * MAX_MESSAGE_BYTES, ge=MAX_MESSAGE_BYTES)
     # The AgentConfig agents get unless `vpsmon vps config` overrides it.
     agent_collect_interval: int = Field(default=1, ge=1, le=3600)
     agent_upload_interval: int = Field(default=1, ge=1, le=3600)

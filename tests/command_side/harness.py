@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -152,6 +153,18 @@ class AgentConnection:
             if reply.WhichOneof("payload") == "batch_ack":
                 assert reply.batch_ack.batch_id == message.performance_batch.batch_id
                 return reply.batch_ack
+
+    async def acks_until_closed(self, timeout: float = 10.0) -> list[agent_pb2.BatchAck]:
+        """Every ack the server sends until it ends the stream."""
+        acks = []
+        with contextlib.suppress(grpc.aio.AioRpcError):  # the end of the stream
+            while True:
+                message = await asyncio.wait_for(self.call.read(), timeout)
+                if not isinstance(message, agent_pb2.MessageToAgent):
+                    break
+                if message.WhichOneof("payload") == "batch_ack":
+                    acks.append(message.batch_ack)
+        return acks
 
     async def status(self, timeout: float = 10.0) -> grpc.StatusCode:
         """Wait for the server to end the stream; its status code."""

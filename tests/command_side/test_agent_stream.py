@@ -318,3 +318,77 @@ async def test_bad_input_never_disturbs_a_well_behaved_agent(
         )
         == 0
     )
+
+
+async def test_a_stream_without_a_handshake_is_ended_and_the_waiting_ones_are_capped(
+    embedded_database: str,
+) -> None:
+    async with command_side(
+        embedded_database, grpc_handshake_timeout="3s", grpc_max_unauthenticated_streams=2
+    ) as side:
+
+        async def third_stream() -> grpc.StatusCode:
+            third = AgentConnection(side.address)
+            try:
+                await third.send(handshake_message("not-a-token"))
+                return await third.status()
+            finally:
+                await third.close()
+
+        waiting = [AgentConnection(side.address) for _ in range(2)]
+        reads = [
+            asyncio.ensure_future(stream.call.read()) for stream in waiting
+        ]  # open, say nothing
+        try:
+            deadline = time.monotonic() + 2.5
+            while (code := await third_stream()) != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                assert code == grpc.StatusCode.UNAUTHENTICATED
+                assert time.monotonic() < deadline, "the two silent streams were never counted"
+            codes = [await stream.status() for stream in waiting]
+            assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2
+            assert await third_stream() == grpc.StatusCode.UNAUTHENTICATED  # room again
+        finally:
+            await asyncio.gather(*reads, return_exceptions=True)
+            for stream in waiting:
+                await stream.close()
+
+
+async def test_a_greedy_agent_is_refused_with_a_retry_after_while_a_polite_one_is_served(
+    embedded_database: str,
+) -> None:
+    async with command_side(
+        embedded_database,
+        max_batch_snapshots=50,
+        agent_upload_batch_max=50,
+        ingest_budget_headroom=2,
+    ) as side:
+        conn = await asyncpg.connect(embedded_database)
+        try:
+            greedy_vps = await register_vps(conn, "greedy")
+            polite_vps = await register_vps(conn, "polite")
+        finally:
+            await conn.close()
+        greedy = await connected(side, greedy_vps.token)
+        polite = await connected(side, polite_vps.token)
+        try:
+            # 2 snapshots/s with a 60-snapshot burst: the second batch of 50 is refused.
+            clock = time.time_ns() // 1_000_000 - 60_000
+            assert (
+                await greedy.send_batch([snapshot(clock + i) for i in range(50)])
+            ).accepted == 50
+            await greedy.send(batch_message([snapshot(clock + 100 + i) for i in range(50)]))
+            for i in range(5):
+                assert (await polite.send_batch([snapshot(clock + i)])).accepted == 1
+            assert await greedy.status() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            details = await greedy.call.details()
+            assert "over its ingest budget of 2 snapshots/s" in details
+            assert "retry-after-s=" in details
+        finally:
+            await greedy.close()
+            await polite.close()
+        again = await connected(side, greedy_vps.token)  # a reconnect does not refill it
+        try:
+            await again.send(batch_message([snapshot(clock + 200 + i) for i in range(50)]))
+            assert await again.status() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            await again.close()

@@ -52,15 +52,19 @@ class PendingIds:
 
     ``on_notification`` has asyncpg's listener signature. Malformed payloads
     are counted and dropped; the set never holds more than ``limit`` ids.
+    Listeners of several channels pass one ``ready`` event to wait on them all
+    (and take from each after waking).
     """
 
-    def __init__(self, channel: str, limit: int = MAX_PENDING_IDS) -> None:
+    def __init__(
+        self, channel: str, limit: int = MAX_PENDING_IDS, ready: asyncio.Event | None = None
+    ) -> None:
         self.channel = channel
         self.limit = limit
         self.malformed = 0
         self._ids: set[int] = set()
         self._everything = False
-        self._ready = asyncio.Event()
+        self.ready = ready or asyncio.Event()
 
     def on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         ids = decode_ids(payload) if isinstance(payload, str) else None
@@ -79,13 +83,13 @@ class PendingIds:
             if len(self._ids) > self.limit:
                 self._ids.clear()
                 self._everything = True
-        self._ready.set()
+        self.ready.set()
 
     async def wait(self, timeout_s: float) -> None:
         """Until something is pending, or ``timeout_s`` passes."""
         try:
             async with asyncio.timeout(timeout_s):
-                await self._ready.wait()
+                await self.ready.wait()
         except TimeoutError:
             pass
 
@@ -94,5 +98,5 @@ class PendingIds:
         ids: set[int] | None = None if self._everything else self._ids
         self._ids = set()
         self._everything = False
-        self._ready.clear()
+        self.ready.clear()
         return ids
