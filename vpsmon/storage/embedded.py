@@ -108,6 +108,8 @@ def _postmaster_pid(data_dir: Path) -> int | None:
             if path.exists():
                 log.warning("removing stale %s (pid %d is not this cluster)", path, pid)
                 path.unlink(missing_ok=True)
+        if len(lines) > 4 and Path(lines[4]).name.startswith(PRIVATE_SOCKET_PREFIX):
+            shutil.rmtree(lines[4], ignore_errors=True)  # a crashed run's private socket dir
     return None
 
 
