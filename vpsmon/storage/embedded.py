@@ -130,7 +130,13 @@ def _socket_dir(data_dir: Path, system_user: str | None) -> Path:
 
 def _write_hba(data_dir: Path) -> None:
     """No trust: peer for this OS user as postgres, SCRAM for every other role."""
-    user = pwd.getpwuid(os.geteuid()).pw_name
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        raise RuntimeError(
+            f"uid {os.geteuid()} has no passwd entry, and the embedded PostgreSQL admits"
+            " its OS user by name (peer): add one, or set VPSMON_DATABASE_URL"
+        ) from None
     # write_text keeps the owner (the server's account) and mode of initdb's files.
     (data_dir / "pg_hba.conf").write_text(HBA)
     (data_dir / "pg_ident.conf").write_text(f"# Written by vpsmon.\nvpsmon {user} postgres\n")
