@@ -12,6 +12,7 @@ import logging
 import uuid
 
 from proto.vpsmon.v1 import agent_pb2
+from vpsmon import constants
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,36 @@ class Batcher:
         return batches
 
     def apply_config(self, config: agent_pb2.AgentConfig) -> bool:
-        """Apply a server AgentConfig live (0 = keep); True if anything changed."""
+        """Apply a server AgentConfig live (0 = keep); True if anything changed.
+
+        Values outside vpsmon/constants.py's bounds are clamped into them: a
+        misconfigured or hostile server must not make the agent sample a
+        million times a second or hold a day of snapshots in memory.
+        """
         changes: list[str] = []
-        for attr, value in (
-            ("collect_interval_seconds", config.metrics_collect_interval_seconds),
-            ("upload_interval_seconds", config.metrics_upload_interval_seconds),
-            ("batch_max_size", config.metrics_upload_batch_max_size),
+        for attr, value, low, high in (
+            (
+                "collect_interval_seconds",
+                config.metrics_collect_interval_seconds,
+                constants.COLLECT_INTERVAL_MIN_S,
+                constants.COLLECT_INTERVAL_MAX_S,
+            ),
+            (
+                "upload_interval_seconds",
+                config.metrics_upload_interval_seconds,
+                constants.UPLOAD_INTERVAL_MIN_S,
+                constants.UPLOAD_INTERVAL_MAX_S,
+            ),
+            (
+                "batch_max_size",
+                config.metrics_upload_batch_max_size,
+                constants.BATCH_SIZE_MIN,
+                constants.BATCH_SIZE_MAX,
+            ),
         ):
+            if value and not low <= value <= high:
+                log.warning("server sent %s = %d; clamped to %d..%d", attr, value, low, high)
+                value = min(max(value, low), high)
             if value and value != getattr(self, attr):
                 changes.append(f"{attr} {getattr(self, attr)} -> {value}")
                 setattr(self, attr, value)

@@ -8,12 +8,15 @@ unknown keys and wrong types are errors, because a typo silently ignored
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vpsmon import constants
 
 ENV_PREFIX = "VPSMON_AGENT_"
 DEFAULT_CONFIG_PATH = Path("/etc/vpsmon/agent.toml")
@@ -27,6 +30,7 @@ _SCHEMA: dict[str, str] = {
     "spool_dir": "path",
     "max_spool_batches": "int",
     "tls": "bool",
+    "insecure": "bool",
     "ca_file": "path",
     "include_interfaces": "globs",
     "exclude_interfaces": "globs",
@@ -38,9 +42,15 @@ _SCHEMA: dict[str, str] = {
 }
 _INT_RANGES = {
     "max_spool_batches": (1, 10_000_000),
-    "metrics_collect_interval_seconds": (1, 86_400),
-    "metrics_upload_interval_seconds": (1, 86_400),
-    "metrics_upload_batch_max_size": (1, 100_000),
+    "metrics_collect_interval_seconds": (
+        constants.COLLECT_INTERVAL_MIN_S,
+        constants.COLLECT_INTERVAL_MAX_S,
+    ),
+    "metrics_upload_interval_seconds": (
+        constants.UPLOAD_INTERVAL_MIN_S,
+        constants.UPLOAD_INTERVAL_MAX_S,
+    ),
+    "metrics_upload_batch_max_size": (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX),
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -72,6 +82,9 @@ class AgentSettings:
     spool_dir: Path = field(default_factory=default_spool_dir)
     max_spool_batches: int = 10_000
     tls: bool = False
+    # Plaintext to a non-loopback server must be asked for: the token and all
+    # measurements would cross the network readable and forgeable.
+    insecure: bool = False
     ca_file: Path | None = None
     include_interfaces: tuple[str, ...] = ()
     exclude_interfaces: tuple[str, ...] = ()
@@ -156,6 +169,29 @@ def _check_server(server: str) -> None:
         raise ConfigError(f"server must be host:port (e.g. {DEFAULT_SERVER}), got {server!r}")
 
 
+def is_loopback(server: str) -> bool:
+    """A unix socket, localhost or a loopback address: plaintext never leaves the host."""
+    if server.startswith("unix:"):
+        return True
+    host = server.removeprefix("dns:").removeprefix("ipv4:").removeprefix("ipv6:")
+    host = host.lstrip("/").rpartition(":")[0].strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_transport(server: str, tls: bool, values: Mapping[str, Any]) -> None:
+    if not tls and not is_loopback(server) and not values.get("insecure", False):
+        raise ConfigError(
+            f"server {server} is not a loopback address and tls is false: set tls = true"
+            " (with ca_file for a private CA), or insecure = true"
+            f" ({ENV_PREFIX}INSECURE=true) to send the token and measurements in clear text"
+        )
+
+
 def _read_token(path: Path) -> str:
     try:
         token = path.read_text(encoding="utf-8").strip()
@@ -201,6 +237,7 @@ def load_settings(
             raise ConfigError(f"{key} must be between {low} and {high}, got {values[key]}")
     if "server" in values:
         _check_server(values["server"])
+    _check_transport(values.get("server", DEFAULT_SERVER), values.get("tls", False), values)
     if values.get("ca_file") is not None and not values.get("tls", False):
         raise ConfigError("ca_file is set but tls is false; set tls = true to use it")
     if "spool_dir" not in values:

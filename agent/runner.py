@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import math
 import os
@@ -114,16 +113,6 @@ async def _sample_loop(
                 await wake.wait()
 
 
-def _warn_if_cleartext(settings: AgentSettings) -> None:
-    host = settings.server.rpartition(":")[0].strip("[]")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not settings.tls and not loopback and not settings.server.startswith("unix:"):
-        log.warning("tls is off: the agent token goes to %s in cleartext", settings.server)
-
-
 async def run_agent(
     config: AgentSettings,
     stop: asyncio.Event,
@@ -154,7 +143,6 @@ async def run_agent(
     )
     pipeline = _Pipeline(client)
     source = collector if collector is not None else _default_collector(config)
-    _warn_if_cleartext(config)
     log.info("vpsmon agent starting: server %s, spool %s", config.server, config.spool_dir)
 
     async def relay_stop() -> None:

@@ -7,6 +7,10 @@ across agent restarts, crashes and server outages. Files are named
 
 Each file carries a small header (magic, payload length, CRC-32) because a
 truncated protobuf can still parse as a shorter, valid-looking message.
+
+A file that fails the check is renamed ``*.corrupt`` for a human to look at,
+but a disk that keeps corrupting must not fill up with them: they are kept
+for at most a week, and only the newest 20 (at most 64 MiB together).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import logging
 import os
 import struct
+import time
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -28,6 +33,9 @@ TEMP_SUFFIX = ".tmp"
 CORRUPT_SUFFIX = ".corrupt"
 _MAGIC = b"VPSB\x01"
 _HEADER = struct.Struct(">5sII")  # magic+version, payload length, crc32
+CORRUPT_MAX_FILES = 20
+CORRUPT_MAX_BYTES = 64 << 20
+CORRUPT_MAX_AGE_S = 7 * 86_400
 
 
 class SpoolCorruptError(Exception):
@@ -61,11 +69,22 @@ class SnapshotSpool:
     Not thread-safe: the agent uses it from its event loop only.
     """
 
-    def __init__(self, directory: Path, max_batches: int = 10_000) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_batches: int = 10_000,
+        *,
+        corrupt_max_files: int = CORRUPT_MAX_FILES,
+        corrupt_max_bytes: int = CORRUPT_MAX_BYTES,
+        corrupt_max_age_s: float = CORRUPT_MAX_AGE_S,
+    ) -> None:
         if max_batches < 1:
             raise ValueError("max_batches must be at least 1")
         self.directory = Path(directory)
         self.max_batches = max_batches
+        self.corrupt_max_files = corrupt_max_files
+        self.corrupt_max_bytes = corrupt_max_bytes
+        self.corrupt_max_age_s = corrupt_max_age_s
         self.dropped_total = 0
         self.corrupt_total = 0
         self._files: OrderedDict[str, Path] = OrderedDict()
@@ -96,6 +115,7 @@ class SnapshotSpool:
             self._next_seq = max(self._next_seq, seq + 1)
         if entries:
             log.info("spool: %d unacknowledged batch(es) in %s", len(entries), self.directory)
+        self.prune_corrupt()
 
     def __len__(self) -> int:
         return len(self._files)
@@ -188,11 +208,44 @@ class SnapshotSpool:
         target = path.with_name(path.name + CORRUPT_SUFFIX)
         try:
             os.replace(path, target)
+            os.utime(target)  # its age counts from now, not from when it was written
             log.error("spool: corrupt batch file %s (%s); moved to %s", path, reason, target)
         except OSError as error:
             log.error("spool: corrupt batch file %s (%s); cannot move it: %s", path, reason, error)
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
+        self.prune_corrupt()
+
+    def corrupt_files(self) -> list[Path]:
+        """The ``*.corrupt`` files kept for inspection, newest first."""
+        found = []
+        for path in self.directory.glob("*" + CORRUPT_SUFFIX):
+            with contextlib.suppress(OSError):
+                found.append((path.stat().st_mtime, path))
+        return [path for _, path in sorted(found, reverse=True)]
+
+    def prune_corrupt(self) -> int:
+        """Delete ``*.corrupt`` files past the age, count or size bound; how many went."""
+        oldest_kept = time.time() - self.corrupt_max_age_s
+        kept, size, removed = 0, 0, 0
+        for path in self.corrupt_files():
+            try:
+                info = path.stat()
+                size += info.st_size
+                if (
+                    info.st_mtime >= oldest_kept
+                    and kept < self.corrupt_max_files
+                    and size <= self.corrupt_max_bytes
+                ):
+                    kept += 1
+                    continue
+                path.unlink()
+            except OSError:
+                continue
+            removed += 1
+        if removed:
+            log.warning("spool: removed %d old corrupt file(s) from %s", removed, self.directory)
+        return removed
 
     def _fsync_directory(self) -> None:
         """Make the rename itself durable (POSIX needs the directory synced)."""

@@ -74,7 +74,9 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
     await server.start()
     background = [
         asyncio.create_task(follow_vps_events(dsn, pool, service, settings, stop)),
-        asyncio.create_task(run_projection_maintenance(pool, report.backend, settings, stop)),
+        asyncio.create_task(
+            run_projection_maintenance(pool, report.backend, settings, stop, retention=True)
+        ),
     ]
     logger.info(
         "command side listening on %s (backend %s)", settings.grpc_listen, report.backend.value

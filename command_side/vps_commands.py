@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.vps_registry import VpsEvent, apply_vps_event
+from vpsmon import constants
 from vpsmon.storage.types import Connection, Queryable
 
 _TOKEN_PREFIX = "vpsm_"
@@ -17,6 +18,9 @@ _TOKEN_PREFIX = "vpsm_"
 # new agent configuration; PostgreSQL delivers it when the event commits.
 # The payload is the event_id, a hint: listeners read the event itself.
 VPS_EVENTS_CHANNEL = "vpsmon_vps_events"
+COLLECT_BOUNDS = (constants.COLLECT_INTERVAL_MIN_S, constants.COLLECT_INTERVAL_MAX_S)
+UPLOAD_BOUNDS = (constants.UPLOAD_INTERVAL_MIN_S, constants.UPLOAD_INTERVAL_MAX_S)
+BATCH_BOUNDS = (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX)
 
 
 class UnknownVpsError(LookupError):
@@ -106,13 +110,13 @@ async def configure_agent(
     upload_batch_max_size: int | None = None,
 ) -> None:
     """Override the server's default AgentConfig for one VPS (None: use the default)."""
-    for name, value, upper in (
-        ("collect interval", collect_interval_seconds, 3600),
-        ("upload interval", upload_interval_seconds, 3600),
-        ("batch size", upload_batch_max_size, 100_000),
+    for name, value, lower, upper in (
+        ("collect interval", collect_interval_seconds, *COLLECT_BOUNDS),
+        ("upload interval", upload_interval_seconds, *UPLOAD_BOUNDS),
+        ("batch size", upload_batch_max_size, *BATCH_BOUNDS),
     ):
-        if value is not None and not 1 <= value <= upper:
-            raise ValueError(f"the {name} must be between 1 and {upper}")
+        if value is not None and not lower <= value <= upper:
+            raise ValueError(f"the {name} must be between {lower} and {upper}")
     async with conn.transaction():
         await _require_vps(conn, vps_id)
         await _append(

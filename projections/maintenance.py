@@ -1,8 +1,10 @@
 """Periodic projection upkeep that runs inside the command-side and query-side processes.
 
-On plain PostgreSQL the rollups are ours to refresh; on TimescaleDB its
-policies do that. Both backends prune the ingest idempotency keys with the
-raw data they guard. Advisory locks make every instance safe to run this.
+On plain PostgreSQL the rollups are ours to refresh (both servers may: the
+rollup tables are granted to vpsmon_ingest and vpsmon_query); on TimescaleDB
+its policies do that. Retention deletes measurements and the ingest
+idempotency keys they guard, so only the command side (vpsmon_ingest) runs
+it. Advisory locks make every instance safe to run this.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ async def prune_ingested_batches(conn: Connection) -> int:
 
 
 async def run_projection_maintenance(
-    pool: asyncpg.Pool, backend: Backend, settings: Settings, stop: asyncio.Event
+    pool: asyncpg.Pool,
+    backend: Backend,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    retention: bool,
 ) -> None:
     interval = settings.rollup_refresh_interval.total_seconds()
     last_retention = 0.0
@@ -43,7 +50,7 @@ async def run_projection_maintenance(
             async with pool.acquire() as conn:
                 if backend is Backend.POSTGRESQL:
                     await postgres_rollups.refresh(conn)
-                if time.monotonic() - last_retention >= RETENTION_EVERY_SECONDS:
+                if retention and time.monotonic() - last_retention >= RETENTION_EVERY_SECONDS:
                     if backend is Backend.POSTGRESQL:
                         await postgres_rollups.enforce_retention(conn)
                     await prune_ingested_batches(conn)

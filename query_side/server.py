@@ -2,7 +2,8 @@
 
 The main process finds (or starts) the database and migrates it; each worker
 builds its own app, pool and latest-values cache, and runs the projection
-upkeep (advisory locks keep that to one at a time).
+rollup refresh (advisory locks keep that to one at a time); retention is the
+command side's, since vpsmon_query may not delete measurements.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def build_app(settings: Settings, dsn: str) -> Sanic:  # type: ignore[type-arg]
     async def start_upkeep(app: Sanic) -> None:  # type: ignore[type-arg]
         app_state: AppState = app.ctx.state
         app.add_task(
-            run_projection_maintenance(app_state.pool, app_state.backend, settings, stop),
+            run_projection_maintenance(
+                app_state.pool, app_state.backend, settings, stop, retention=False
+            ),
             name="projection-maintenance",
         )
 

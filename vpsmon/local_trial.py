@@ -4,7 +4,9 @@ The database (embedded unless VPSMON_DATABASE_URL is set) belongs to this
 process; the command side, the query side with the UI and an agent for this
 host run as children. On the first run it creates an admin and registers this
 host; the admin's password and the agent's settings are kept in the data
-directory so later runs reuse them. Ctrl-C or SIGTERM stops the agent first
+directory so later runs reuse them. With the embedded database the servers
+connect as login roles in vpsmon_ingest and vpsmon_query, with random
+passwords kept (mode 0600) beside the admin's. Ctrl-C or SIGTERM stops the agent first
 (so its last batch is acked), then the servers, then the database.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import signal
 import socket
@@ -25,10 +28,16 @@ from command_side.vps_commands import register_vps
 from query_side.accounts import create_user, find_user
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
+from vpsmon.storage.dsn import with_login
 from vpsmon.storage.embedded import default_data_dir
 from vpsmon.storage.schema import upgrade_schema
 
 ADMIN = "admin"
+# Each server's login role in the embedded cluster and the group it joins.
+SERVER_ROLES = {
+    "command-side": ("vpsmon_command_side", "vpsmon_ingest"),
+    "query-side": ("vpsmon_query_side", "vpsmon_query"),
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class TrialFiles:
     @property
     def agent_config(self) -> Path:
         return self.directory / "agent.toml"
+
+    def role_password(self, role: str) -> Path:
+        return self.directory / f"{role}-password"
 
 
 def trial_files() -> TrialFiles:
@@ -70,6 +82,35 @@ async def _first_run(conn: asyncpg.Connection, files: TrialFiles, settings: Sett
             f'token = "{issued.token}"\n'
             f'spool_dir = "{files.directory / "agent-spool"}"\n',
         )
+
+
+async def _server_logins(conn: asyncpg.Connection, files: TrialFiles, dsn: str) -> dict[str, str]:
+    """A DSN per server: its own login role, in its group, with a password only we know.
+
+    The embedded cluster is ours alone, so the roles are (re)set at every start.
+    """
+    dsns = {}
+    for server, (role, group) in SERVER_ROLES.items():
+        path = files.role_password(role)
+        password = path.read_text().strip() if path.exists() else ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{20,}", password):
+            password = secrets.token_urlsafe(24)
+            _write_private(path, password + "\n")
+        verb = (
+            "ALTER"
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            else "CREATE"
+        )
+        await conn.execute(
+            await conn.fetchval(
+                f"SELECT format('{verb} ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
+                role,
+                password,
+            )
+        )
+        await conn.execute(f"GRANT {group} TO {role}")
+        dsns[server] = with_login(dsn, role, password)
+    return dsns
 
 
 async def _spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -114,12 +155,19 @@ async def run_trial(settings: Settings) -> int:
         try:
             report = await upgrade_schema(conn, settings)
             await _first_run(conn, files, settings)
+            if settings.database_url:
+                logins = dict.fromkeys(SERVER_ROLES, dsn)  # the operator's roles, as configured
+            else:
+                logins = await _server_logins(conn, files, dsn)
         finally:
             await conn.close()
-        env = {"VPSMON_DATABASE_URL": dsn, "VPSMON_BACKEND": report.backend.value}
+
+        def env(server: str) -> dict[str, str]:
+            return {"VPSMON_DATABASE_URL": logins[server], "VPSMON_BACKEND": report.backend.value}
+
         servers = [
-            await _spawn(["command-side"], env),
-            await _spawn(["query-side", "--workers", "1"], env),
+            await _spawn(["command-side"], env("command-side")),
+            await _spawn(["query-side", "--workers", "1"], env("query-side")),
         ]
         for address in (settings.grpc_listen, settings.http_listen):
             await _wait_until_listening(address, servers)

@@ -8,12 +8,14 @@ years at an hour while the raw table stays a bounded size.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from proto.options import MAX_MESSAGE_BYTES
+from vpsmon import constants as bounds
 from vpsmon.durations import parse_duration
 
 
@@ -74,7 +76,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     backend: BackendChoice = "auto"
     grpc_listen: str = "127.0.0.1:50051"
-    # PEM files; when both are set the command side serves TLS.
+    # PEM files; set both and the command side serves TLS, set one alone and it
+    # refuses to start (never a silent fall-back to plaintext).
     grpc_tls_cert: str | None = None
     grpc_tls_key: str | None = None
     http_listen: str = "127.0.0.1:8000"
@@ -82,7 +85,9 @@ class Settings(BaseSettings):
     timescale_chunk_interval: Duration = timedelta(days=1)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Ingest limits; a batch over the maximum is rejected whole.
-    max_batch_snapshots: int = Field(default=1000, ge=1, le=100_000)
+    max_batch_snapshots: int = Field(
+        default=1000, ge=bounds.BATCH_SIZE_MIN, le=bounds.BATCH_SIZE_MAX
+    )
     # A stream must send its handshake this soon; at most this many may be waiting.
     grpc_handshake_timeout: Duration = timedelta(seconds=5)
     grpc_max_unauthenticated_streams: int = Field(default=64, ge=1)
@@ -94,15 +99,35 @@ class Settings(BaseSettings):
     # Bytes of one VPS's batches being validated and committed at once.
     ingest_max_in_flight_bytes: int = Field(default=2 * MAX_MESSAGE_BYTES, ge=MAX_MESSAGE_BYTES)
     # The AgentConfig agents get unless `vpsmon vps config` overrides it.
-    agent_collect_interval: int = Field(default=1, ge=1, le=3600)
-    agent_upload_interval: int = Field(default=1, ge=1, le=3600)
-    agent_upload_batch_max: int = Field(default=60, ge=1, le=100_000)
+    agent_collect_interval: int = Field(
+        default=1, ge=bounds.COLLECT_INTERVAL_MIN_S, le=bounds.COLLECT_INTERVAL_MAX_S
+    )
+    agent_upload_interval: int = Field(
+        default=1, ge=bounds.UPLOAD_INTERVAL_MIN_S, le=bounds.UPLOAD_INTERVAL_MAX_S
+    )
+    agent_upload_batch_max: int = Field(
+        default=60, ge=bounds.BATCH_SIZE_MIN, le=bounds.BATCH_SIZE_MAX
+    )
     # Group commit: batches from all streams share a transaction, up to this
     # many rows or this long after the first one arrived.
     ingest_group_max_rows: int = Field(default=20_000, ge=1)
     ingest_group_linger_ms: float = Field(default=2.0, ge=0, le=1000)
     # How often the plain-PostgreSQL rollup projection refreshes.
     rollup_refresh_interval: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        cert, key = self.grpc_tls_cert, self.grpc_tls_key
+        if bool(cert) != bool(key):
+            given, missing = ("CERT", "KEY") if cert else ("KEY", "CERT")
+            raise ValueError(
+                f"VPSMON_GRPC_TLS_{given} is set but VPSMON_GRPC_TLS_{missing} is not:"
+                " set both to serve TLS, or neither for plaintext"
+            )
+        for name, path in (("CERT", cert), ("KEY", key)):
+            if path and not Path(path).is_file():
+                raise ValueError(f"VPSMON_GRPC_TLS_{name}: {path} is not a readable file")
+        return self
 
     @model_validator(mode="after")
     def _agent_batches_fit(self) -> Settings:

@@ -10,3 +10,7 @@ CREATE TABLE agent_streams (
     connected_at  timestamptz NOT NULL DEFAULT now()
 );
 GRANT SELECT ON agent_streams TO vpsmon_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON agent_streams TO vpsmon_ingest;
+-- Command sides read which event a NOTIFY named (never the payload, which
+-- holds token hashes).
+GRANT SELECT (event_id, vps_id, event_type) ON vps_events TO vpsmon_ingest;

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 
@@ -79,6 +81,7 @@ async def test_up_runs_everything_and_ctrl_c_stops_everything() -> None:
                 assert time.monotonic() - started < 30, "this host's metrics never arrived"
                 await asyncio.sleep(0.1)
         assert listing[0]["online"] is True
+        await _assert_servers_use_their_roles(data_dir)
         assert 0 <= listing[0]["latest"]["cpu_usage_percent"] <= 100
         assert listing[0]["latest"]["memory_total_bytes"] == psutil.virtual_memory().total
     finally:
@@ -90,6 +93,27 @@ async def test_up_runs_everything_and_ctrl_c_stops_everything() -> None:
     while processes_using(str(data_dir)) or _group_alive(process.pid):
         assert time.monotonic() < deadline, [p.info for p in processes_using(str(data_dir))]
         await asyncio.sleep(0.05)
+
+
+async def _assert_servers_use_their_roles(data_dir: Path) -> None:
+    """Each server is connected as its own login role; the passwords are private files."""
+    for role in ("vpsmon_command_side", "vpsmon_query_side"):
+        mode = (data_dir / f"{role}-password").stat().st_mode
+        assert stat.S_IMODE(mode) == 0o600, oct(mode)
+    conn = await asyncpg.connect(f"postgresql://postgres@/vpsmon?host={data_dir / 'pg18'}")
+    try:
+        users = await conn.fetch(
+            "SELECT r.rolname, g.rolname AS grp FROM pg_stat_activity a"
+            " JOIN pg_roles r ON r.rolname = a.usename"
+            " JOIN pg_auth_members m ON m.member = r.oid JOIN pg_roles g ON g.oid = m.roleid"
+            " WHERE a.datname = 'vpsmon'"
+        )
+    finally:
+        await conn.close()
+    assert {(u["rolname"], u["grp"]) for u in users} >= {
+        ("vpsmon_command_side", "vpsmon_ingest"),
+        ("vpsmon_query_side", "vpsmon_query"),
+    }
 
 
 def _group_alive(pgid: int) -> bool:

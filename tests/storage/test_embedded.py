@@ -13,6 +13,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -229,22 +230,48 @@ def test_crash_with_recycled_pid_starts_fresh(cluster: Cluster) -> None:
     wait_for(lambda: not postgres_procs(cluster.data_dir), "postgres to stop")
 
 
-def test_long_data_dir_gets_short_socket_dir(cluster: Cluster) -> None:
+def test_long_data_dir_gets_private_socket_dir(cluster: Cluster) -> None:
+    """Not the wheel's 0777 dir under /tmp: a fresh 0700 dir of the server's account."""
     data_dir = cluster.base / ("d" * 100) / "pg18"
     data_dir.parent.mkdir()
     socket_dir: Path | None = None
     try:
         with EmbeddedPostgres(data_dir) as pg:
             socket_dir = Path(pg.dsn.split("host=")[1].split("&")[0])
+            assert socket_dir != data_dir
             assert len(str(socket_dir / ".s.PGSQL.5432")) < 108
+            info = socket_dir.stat()
+            assert stat.S_IMODE(info.st_mode) & 0o077 == 0, oct(info.st_mode)
+            assert info.st_uid == data_dir.stat().st_uid  # the postmaster's account
             assert psql(pg.dsn, "SELECT current_setting('server_version_num')::int / 10000") == "18"
         wait_for(lambda: not postgres_procs(data_dir), "postgres to stop")
+        assert not socket_dir.exists()
     finally:
         for pid in postmasters(data_dir):
             os.kill(pid, signal.SIGQUIT)
         wait_for(lambda: not postgres_procs(data_dir), "leftover postgres to exit")
         if socket_dir is not None and socket_dir != data_dir:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def test_no_trust_only_peer_for_this_user_and_passwords(cluster: Cluster) -> None:
+    owner = cluster.launch()
+    rules = [
+        line.split()
+        for line in (cluster.data_dir / "pg_hba.conf").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert rules
+    assert all(rule[0] == "local" for rule in rules), rules  # no TCP
+    assert not [rule for rule in rules if "trust" in rule], rules
+    assert stat.S_IMODE(cluster.data_dir.stat().st_mode) & 0o077 == 0
+    psql(owner.dsn, "CREATE ROLE app LOGIN PASSWORD 'app-secret'")
+    app = owner.dsn.replace("postgres@", "app:app-secret@")
+    assert psql(app, "SELECT current_user") == "app"
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        psql(owner.dsn.replace("postgres@", "app:wrong@"), "SELECT 1")
+    assert "password authentication failed" in refused.value.stderr
+    owner.finish("stdin")
 
 
 def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,3 +13,11 @@ def with_database(dsn: str, database: str) -> str:
 
 def database_name(dsn: str) -> str:
     return unquote(urlsplit(dsn).path.lstrip("/"))
+
+
+def with_login(dsn: str, user: str, password: str) -> str:
+    """The same server and database, another login role."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.rpartition("@")[2]
+    login = f"{quote(user, safe='')}:{quote(password, safe='')}@"
+    return urlunsplit(parts._replace(netloc=login + host))

