@@ -336,9 +336,9 @@ async def test_a_stream_without_a_handshake_is_ended_and_the_waiting_ones_are_ca
                 await third.close()
 
         waiting = [AgentConnection(side.address) for _ in range(2)]
-        reads = [
-            asyncio.ensure_future(stream.call.read()) for stream in waiting
-        ]  # open, say nothing
+        for stream in waiting:  # open the stream (its headers go out), send nothing
+            await stream.call.wait_for_connection()
+        reads = [asyncio.ensure_future(stream.call.read()) for stream in waiting]
         try:
             deadline = time.monotonic() + 2.5
             while (code := await third_stream()) != grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -134,7 +134,8 @@ async def check_up_to_date(conn: Connection, directory: Path | None = None) -> M
             f"migrations {', '.join(stale)} are not applied and role {user} does not own"
             " the schema: run `vpsmon migrate` as the owner first"
         )
-    return MigrationReport(backend, [], len(applied))
+    decision = BackendDecision(backend, "recorded when the database was first migrated")
+    return MigrationReport(decision, [], len(applied))
 
 
 async def _migrate_locked(
