@@ -31,6 +31,9 @@ async def test_health_needs_no_credentials(fleet: Fleet) -> None:
     async with fleet.client() as client:
         response = await client.get("/api/health")
     assert response.status_code == 200
+    assert response.json() == {"status": "ok"}  # the details are for signed-in callers
+    async with fleet.client("alice") as client:
+        response = await client.get("/api/health")
     body = response.json()
     assert body["status"] == "ok"
     assert body["backend"] == "postgresql"
