@@ -30,10 +30,8 @@ from vpsmon.storage.backend import Backend
 async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
     code, _, err = await run(embedded_database, "user", "add", "alice", stdin=b"alice-pw-1\n")
     assert code == 0, err
-    code, _, err = await run(
-        embedded_database, "user", "add", "root", "--admin", stdin=b"root-pw-12\n"
-    )
-    assert code == 0, err
+    root = await ok_json(embedded_database, "user", "add", "root", "--admin", stdin=b"root-pw-12\n")
+    assert root == {"id": 2, "username": "root", "is_admin": True, "password": None}
     connection = await asyncpg.connect(embedded_database)
     try:
         yield connection
