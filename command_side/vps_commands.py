@@ -13,7 +13,8 @@ from projections.vps_registry import VpsEvent, apply_vps_event
 from vpsmon import constants
 from vpsmon.storage.types import Connection, Queryable
 
-_TOKEN_PREFIX = "vpsm_"
+AGENT_TOKEN_PREFIX = "vpsm_"
+VPS_NAME_MAX = 200
 # Command sides listen here to close streams of revoked tokens and to push
 # new agent configuration; PostgreSQL delivers it when the event commits.
 # The payload is the event_id, a hint: listeners read the event itself.
@@ -41,7 +42,15 @@ def hash_agent_token(token: str) -> bytes:
 
 
 def _new_token() -> str:
-    return _TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def valid_vps_name(name: str) -> str:
+    """The name without surrounding blanks; ValueError when empty, too long or with NUL."""
+    name = name.strip()
+    if not 1 <= len(name) <= VPS_NAME_MAX or "\x00" in name:
+        raise ValueError(f"a VPS name must be 1 to {VPS_NAME_MAX} characters, without NUL")
+    return name
 
 
 async def _append(conn: Connection, vps_id: int, event_type: str, payload: dict[str, Any]) -> None:
@@ -60,9 +69,7 @@ async def _append(conn: Connection, vps_id: int, event_type: str, payload: dict[
 
 async def register_vps(conn: Connection, name: str, owner_id: int | None = None) -> IssuedToken:
     """Register a VPS owned by user ``owner_id`` (None: no owner, only admins see it)."""
-    name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise ValueError("a VPS name must be 1 to 200 characters")
+    name = valid_vps_name(name)
     token = _new_token()
     async with conn.transaction():
         if owner_id is not None and not await conn.fetchval(
@@ -99,6 +106,27 @@ async def rotate_agent_token(conn: Connection, vps_id: int) -> IssuedToken:
             conn, vps_id, "token_rotated", {"token_sha256": hash_agent_token(token).hex()}
         )
     return IssuedToken(vps_id, token)
+
+
+async def revoke_agent_token(conn: Connection, vps_id: int) -> None:
+    """Leave the VPS without an active token: its agent is refused (and its open stream
+    closed) until `rotate_agent_token` issues a new one.
+
+    A `token_rotated` event to no token, so that every command side, which closes
+    the streams of a VPS whose token rotated, reacts at once.
+    """
+    async with conn.transaction():
+        await _require_vps(conn, vps_id)
+        await _append(conn, vps_id, "token_rotated", {"token_sha256": None})
+
+
+async def rename_vps(conn: Connection, vps_id: int, name: str) -> str:
+    """Give a VPS a new name (a `renamed` event); returns the name as stored."""
+    name = valid_vps_name(name)
+    async with conn.transaction():
+        await _require_vps(conn, vps_id)
+        await _append(conn, vps_id, "renamed", {"name": name})
+    return name
 
 
 async def configure_agent(
@@ -145,3 +173,23 @@ async def vps_for_token(conn: Queryable, token: str) -> int | None:
         hash_agent_token(token),
     )
     return vps_id
+
+
+@dataclass(frozen=True)
+class AgentTokenInfo:
+    """What `vpsmon token list` shows of an agent token: its hash names it, never the token."""
+
+    sha256_hex: str
+    vps_id: int
+    vps_name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def list_agent_tokens(conn: Queryable) -> list[AgentTokenInfo]:
+    rows = await conn.fetch(
+        "SELECT encode(t.token_sha256, 'hex') AS sha256_hex, t.vps_id, v.name AS vps_name,"
+        " t.created_at, t.revoked_at FROM agent_tokens t JOIN vps v ON v.id = t.vps_id"
+        " ORDER BY t.vps_id, t.created_at"
+    )
+    return [AgentTokenInfo(**dict(row)) for row in rows]

@@ -67,15 +67,22 @@ async def apply_vps_event(conn: Connection, event: VpsEvent) -> None:
 
 
 async def _activate_token(conn: Connection, event: VpsEvent) -> None:
-    """Make the event's token the VPS's only active one (also when replayed)."""
-    digest = bytes.fromhex(event.payload["token_sha256"])
+    """Make the event's token the VPS's only active one (also when replayed).
+
+    A rotation to no token (``token_sha256`` null) is a revocation: no token is
+    active afterwards.
+    """
+    hex_digest = event.payload.get("token_sha256")
+    digest = None if hex_digest is None else bytes.fromhex(hex_digest)
     await conn.execute(
         "UPDATE agent_tokens SET revoked_at = $2"
-        " WHERE vps_id = $1 AND revoked_at IS NULL AND token_sha256 <> $3",
+        " WHERE vps_id = $1 AND revoked_at IS NULL AND token_sha256 IS DISTINCT FROM $3",
         event.vps_id,
         event.occurred_at,
         digest,
     )
+    if digest is None:
+        return
     await conn.execute(
         "INSERT INTO agent_tokens (token_sha256, vps_id, created_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (token_sha256) DO UPDATE SET revoked_at = NULL, created_at = $3",

@@ -14,6 +14,7 @@ from query_side.schemas import (
     LatestMetrics,
     LoginRequest,
     LoginResponse,
+    PublicHealth,
     TimeseriesResponse,
     VpsSummary,
 )
@@ -25,6 +26,7 @@ _MODELS: list[type[BaseModel]] = [
     LatestMetrics,
     LoginRequest,
     LoginResponse,
+    PublicHealth,
     TimeseriesResponse,
     VpsSummary,
 ]
@@ -43,6 +45,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "invalid parameter",
         401: "not logged in, or invalid API token",
         404: "unknown VPS, another user's VPS, or no data yet",
+        415: "the body is not application/json",
         422: "invalid request body",
         429: "too many failed logins",
         503: "database or cache unavailable",
@@ -70,6 +73,10 @@ _SSE_EVENT: dict[str, Any] = {
     },
 }
 _SECURITY: list[dict[str, list[str]]] = [{"session": []}, {"bearer": []}]
+# Health answers anyone; signed-in callers get more.
+_OPTIONAL_SECURITY: list[dict[str, list[str]]] = [{}, *_SECURITY]
+# A signed-in caller's answer also matches PublicHealth, hence anyOf (not oneOf).
+_HEALTH = {"anyOf": [_ref(Health), _ref(PublicHealth)]}
 
 
 def _time_param(name: str, default: str) -> dict[str, Any]:
@@ -102,8 +109,12 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/health": {
                 "get": {
-                    "summary": "Service health, storage backend and versions",
-                    "responses": {"200": _json(_ref(Health), "healthy"), **_errors(503)},
+                    "summary": "Service health; backend and versions only when signed in",
+                    "security": _OPTIONAL_SECURITY,
+                    "responses": {
+                        "200": _json(_HEALTH, "healthy"),
+                        "503": _json(_HEALTH, "database or cache unavailable"),
+                    },
                 }
             },
             "/api/auth/login": {
@@ -115,7 +126,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json(_ref(LoginResponse), "logged in"),
-                        **_errors(401, 422, 429),
+                        **_errors(401, 415, 422, 429),
                     },
                 }
             },

@@ -30,7 +30,15 @@ class LoginResponse(BaseModel):
     is_admin: bool
 
 
+class PublicHealth(BaseModel):
+    """What an anonymous caller learns: ok or degraded, nothing more."""
+
+    status: str
+
+
 class Health(BaseModel):
+    """What a signed-in caller learns."""
+
     status: str
     backend: str
     versions: dict[str, str | None]

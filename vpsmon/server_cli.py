@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,17 +15,10 @@ from command_side.vps_commands import (
     configure_agent,
     decommission_vps,
     register_vps,
+    rename_vps,
     rotate_agent_token,
 )
-from query_side.accounts import (
-    User,
-    create_api_token,
-    create_user,
-    find_user,
-    first_admin,
-    validate_password,
-    validate_username,
-)
+from query_side.accounts import User, find_user, first_admin
 from vpsmon.cli import print_json
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import BackendUnavailableError, recorded_backend
@@ -145,13 +137,28 @@ async def vps(args: argparse.Namespace) -> int:
                 issued = await rotate_agent_token(conn, args.vps_id)
             except UnknownVpsError as error:
                 raise CommandError(str(error)) from error
-            print(f"new agent token for VPS {issued.vps_id} (shown once): {issued.token}")
+            if args.json:
+                print_json({"vps_id": issued.vps_id, "agent_token": issued.token})
+            else:
+                print(f"new agent token for VPS {issued.vps_id} (shown once): {issued.token}")
+        elif args.vps_command == "rename":
+            try:
+                name = await rename_vps(conn, args.vps_id, args.name)
+            except (UnknownVpsError, ValueError) as error:
+                raise CommandError(str(error)) from error
+            if args.json:
+                print_json({"vps_id": args.vps_id, "name": name})
+            else:
+                print(f"VPS {args.vps_id} renamed to {name}")
         elif args.vps_command == "remove":
             try:
                 await decommission_vps(conn, args.vps_id)
             except UnknownVpsError as error:
                 raise CommandError(str(error)) from error
-            print(f"VPS {args.vps_id} removed with its data")
+            if args.json:
+                print_json({"vps_id": args.vps_id, "removed": True})
+            else:
+                print(f"VPS {args.vps_id} removed with its data")
     return 0
 
 
@@ -163,51 +170,6 @@ async def _vps_owner(conn: asyncpg.Connection, username: str | None) -> User | N
     if owner is None:
         raise CommandError(f"no user named {username}")
     return owner
-
-
-def _password_for_new_user() -> tuple[str, bool]:
-    """The first line of stdin when it is not a terminal, else a generated password.
-
-    Returns the password and whether it was generated (then it must be shown).
-    An empty first line (or /dev/null) also gets a generated one.
-    """
-    stdin = sys.stdin
-    if stdin is not None and not stdin.isatty():
-        password = stdin.readline().rstrip("\r\n")
-        if password:
-            return password, False
-    return secrets.token_urlsafe(12), True
-
-
-async def user(args: argparse.Namespace) -> int:
-    if args.user_command == "add":
-        password, generated = _password_for_new_user()
-        try:
-            validate_username(args.name)
-            validate_password(password)
-        except ValueError as error:
-            raise CommandError(str(error)) from error
-        async with _connection(_settings()) as conn:
-            try:
-                created = await create_user(conn, args.name, password, admin=args.admin)
-            except ValueError as error:
-                raise CommandError(str(error)) from error
-        role = " (admin)" if created.is_admin else ""
-        print(f"user {created.id} created: {created.username}{role}")
-        if generated:
-            print(f"password (shown once): {password}")
-    return 0
-
-
-async def token(args: argparse.Namespace) -> int:
-    if args.token_command == "create":
-        async with _connection(_settings()) as conn:
-            try:
-                issued = await create_api_token(conn, args.username, args.name)
-            except (LookupError, ValueError) as error:
-                raise CommandError(str(error)) from error
-        print(f"API token for {args.username} (shown once): {issued}")
-    return 0
 
 
 async def projections(args: argparse.Namespace) -> int:

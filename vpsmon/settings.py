@@ -7,12 +7,14 @@ years at an hour while the raw table stays a bounded size.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proto.options import MAX_MESSAGE_BYTES
 from vpsmon import constants as bounds
@@ -24,6 +26,28 @@ def _duration(value: object) -> object:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _networks(value: object) -> object:
+    """``"10.0.0.1, 192.168.0.0/16 ::1"`` (commas or spaces) into networks; a clear error
+    for anything that is not an address or a CIDR network."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return value
+    networks = []
+    for item in items:
+        if isinstance(item, IPv4Network | IPv6Network):
+            networks.append(item)
+            continue
+        try:
+            networks.append(ipaddress.ip_network(str(item).strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{str(item)[:64]!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+# Addresses whose X-Forwarded-For and X-Forwarded-Proto are believed.
+Networks = Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(_networks)]
 
 BackendChoice = Literal["auto", "postgresql", "timescaledb"]
 
@@ -81,6 +105,9 @@ class Settings(BaseSettings):
     grpc_tls_cert: str | None = None
     grpc_tls_key: str | None = None
     http_listen: str = "127.0.0.1:8000"
+    # Reverse proxies in front of the query side (addresses or CIDRs, comma-separated):
+    # only from them are X-Forwarded-For and X-Forwarded-Proto believed. Default: none.
+    trusted_proxies: Networks = ()
     compress_after: Duration = timedelta(days=2)
     timescale_chunk_interval: Duration = timedelta(days=1)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

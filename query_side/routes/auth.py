@@ -1,4 +1,10 @@
-"""Login and logout with an HttpOnly, SameSite session cookie."""
+"""Login and logout with an HttpOnly, SameSite session cookie.
+
+Login takes only `application/json`: a browser sends that type cross-site only
+after a CORS preflight, which this server never grants, so no other site can
+log a visitor in to an account of its choosing (login CSRF). The cookie is
+`Secure` whenever the request came over TLS, directly or via a trusted proxy.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
 from query_side.access import SESSION_COOKIE, current_user
-from query_side.accounts import LoginRefused, login, logout
+from query_side.accounts import DEFAULT_SESSION_TTL, LoginRefused, login, logout
+from query_side.client import came_over_tls, client_address
 from query_side.context import state
 from query_side.errors import ApiError
 from query_side.responses import json_response
@@ -17,10 +24,18 @@ from query_side.schemas import LoginRequest
 
 bp = Blueprint("auth", url_prefix="/api/auth")
 
-SESSION_TTL = timedelta(days=7)
+SESSION_TTL: timedelta = DEFAULT_SESSION_TTL
+LOGIN_CONTENT_TYPE = "application/json"
 
 
 def _parse_login(request: Request) -> LoginRequest:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != LOGIN_CONTENT_TYPE:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the credentials as {LOGIN_CONTENT_TYPE}, not {media_type[:64] or 'no type'}",
+        )
     try:
         return LoginRequest.model_validate_json(request.body or b"")
     except ValidationError as error:
@@ -33,7 +48,8 @@ def _parse_login(request: Request) -> LoginRequest:
 @bp.post("/login")
 async def login_route(request: Request) -> HTTPResponse:
     credentials = _parse_login(request)
-    client_ip = request.remote_addr or request.ip or "unknown"
+    trusted = state(request).settings.trusted_proxies
+    client_ip = client_address(request, trusted)
     try:
         async with state(request).pool.acquire() as conn:
             user, session = await login(
@@ -59,7 +75,7 @@ async def login_route(request: Request) -> HTTPResponse:
         path="/",
         httponly=True,
         samesite="Lax",
-        secure=request.scheme == "https",
+        secure=came_over_tls(request, trusted),
         max_age=int(SESSION_TTL.total_seconds()),
     )
     return response

@@ -10,7 +10,8 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from query_side.access import current_user, require_vps
+from query_side.access import Caller, current_caller, current_user, require_vps
+from query_side.accounts import can_see_vps
 from query_side.context import state
 from query_side.errors import ApiError, bad_parameter, not_found
 from query_side.responses import dumps, json_response
@@ -23,6 +24,12 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("metrics", url_prefix="/api/vps/<vps_id:int>/metrics")
 
 KEEPALIVE_SECONDS = 15.0
+# An open stream re-checks its credential (and the VPS) this often, so that
+# logout, a password change, removing the user or revoking the token ends it.
+CREDENTIAL_RECHECK_SECONDS = 2.0
+# While the database cannot answer the re-check, the stream goes on this long
+# (it survives a database restart), then ends: it fails closed.
+CREDENTIAL_GRACE_SECONDS = 30.0
 
 
 async def _latest(request: Request, vps_id: int) -> dict[str, Any] | None:
@@ -80,13 +87,27 @@ def _event(values: dict[str, Any]) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (int(moment.timestamp() * 1000), dumps(values))
 
 
+async def _still_allowed(request: Request, caller: Caller, vps_id: int) -> bool | None:
+    """True or False from the database; None when it cannot answer now."""
+    try:
+        async with state(request).pool.acquire(timeout=CREDENTIAL_RECHECK_SECONDS) as conn:
+            return await caller.still_valid(conn) and await can_see_vps(conn, caller.user, vps_id)
+    except Exception as error:
+        logger.debug("cannot re-check the SSE viewer of VPS %d: %r", vps_id, error)
+        return None
+
+
 @bp.get("/stream")
 async def stream(request: Request, vps_id: int) -> None:
-    """Server-Sent Events: the current value first, then each newer one as it commits."""
-    user = await current_user(request)
-    await require_vps(request, user, vps_id)
+    """Server-Sent Events: the current value first, then each newer one as it commits.
+
+    Ends within seconds once the caller's credential or access is gone.
+    """
+    caller = await current_caller(request)
+    await require_vps(request, caller.user, vps_id)
     cache = state(request).cache
     queue = cache.subscribe(vps_id)
+    loop = asyncio.get_running_loop()
     try:
         response = await request.respond(
             content_type="text/event-stream",
@@ -96,13 +117,35 @@ async def stream(request: Request, vps_id: int) -> None:
         current = cache.get(vps_id)
         if current is not None:
             await response.send(_event(current))
+        now = loop.time()
+        next_check, next_keepalive, confirmed = (
+            now + CREDENTIAL_RECHECK_SECONDS,
+            now + KEEPALIVE_SECONDS,
+            now,
+        )
         while True:
+            timeout = max(0.0, min(next_check, next_keepalive) - loop.time())
             try:
-                values = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                values: dict[str, Any] | None = await asyncio.wait_for(queue.get(), timeout)
             except TimeoutError:
+                values = None
+            now = loop.time()
+            if now >= next_check:
+                allowed = await _still_allowed(request, caller, vps_id)
+                now = loop.time()
+                if allowed:
+                    confirmed = now
+                elif allowed is False or now - confirmed >= CREDENTIAL_GRACE_SECONDS:
+                    await response.send(b": access ended\n\n")
+                    await response.eof()
+                    return
+                next_check = now + CREDENTIAL_RECHECK_SECONDS
+            if values is not None:
+                await response.send(_event(values))
+                next_keepalive = now + KEEPALIVE_SECONDS
+            elif now >= next_keepalive:
                 await response.send(b": keep-alive\n\n")
-                continue
-            await response.send(_event(values))
+                next_keepalive = now + KEEPALIVE_SECONDS
     except ConnectionError:
         logger.debug("SSE viewer of VPS %d went away", vps_id)
     finally:

@@ -1,4 +1,8 @@
-"""Health and the OpenAPI document: no credentials needed."""
+"""Health and the OpenAPI document: no credentials needed.
+
+An anonymous health check learns only ok or not ok: versions and the storage
+backend help an attacker pick an exploit, so only signed-in callers see them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from importlib import metadata
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
+from query_side.access import optional_user
 from query_side.context import state
 from query_side.openapi import openapi_document
 from query_side.responses import json_response
@@ -32,13 +37,16 @@ async def health(request: Request) -> HTTPResponse:
     cache = "live" if app_state.cache.connected else "reconnecting"
     if cache != "live":
         status = "degraded"
+    code = 200 if status == "ok" else 503
+    if await optional_user(request) is None:
+        return json_response({"status": status}, status=code)
     body = {
         "status": status,
         "backend": app_state.backend.value,
         "versions": versions,
         "latest_cache": cache,
     }
-    return json_response(body, status=200 if status == "ok" else 503)
+    return json_response(body, status=code)
 
 
 @bp.get("/openapi.json")

@@ -10,6 +10,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
 
 from query_side.errors import not_found
+from query_side.security_headers import CSP_HEADER, page_policy
 
 _CHECKOUT_BUILD = Path(__file__).resolve().parents[2] / "ui" / "build"
 
@@ -25,9 +26,14 @@ def ui_blueprint(directory: Path) -> Blueprint:
     bp = Blueprint("ui")
     root = directory.resolve()
 
+    async def page(path: Path) -> HTTPResponse:
+        response = await file(path)  # Sanic marks HTML no-cache
+        response.headers[CSP_HEADER] = page_policy(path)
+        return response
+
     @bp.get("/")
     async def index(request: Request) -> HTTPResponse:
-        return await file(root / "index.html")  # Sanic marks it no-cache
+        return await page(root / "index.html")
 
     @bp.get("/<path:path>")
     async def asset_or_page(request: Request, path: str) -> HTTPResponse:
@@ -37,7 +43,9 @@ def ui_blueprint(directory: Path) -> Blueprint:
         if candidate.is_relative_to(root) and candidate.is_file():
             if "/_app/immutable/" in f"/{path}":  # content-hashed names
                 return await file(candidate, max_age=31_536_000)
+            if candidate.suffix == ".html":
+                return await page(candidate)
             return await file(candidate)
-        return await file(root / "index.html")
+        return await page(root / "index.html")
 
     return bp

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from tests.command_side.harness import snapshot
 from tests.query_side.harness import Fleet
@@ -64,8 +64,22 @@ def human_values(text: str) -> list[float]:
     ]
 
 
-async def logged_in(browser: Browser, fleet: Fleet, user: str) -> Page:
+def record_csp_violations(page: Page, found: list[str]) -> None:
+    """Collect Chromium's console reports of anything the Content-Security-Policy blocked."""
+
+    def note(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", note)
+
+
+async def logged_in(
+    browser: Browser, fleet: Fleet, user: str, violations: list[str] | None = None
+) -> Page:
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    if violations is not None:
+        record_csp_violations(page, violations)
     await page.goto(f"{fleet.base_url}/login")
     await page.get_by_test_id("username").fill(user)
     await page.get_by_test_id("password").fill(fleet.passwords[user])
@@ -80,7 +94,8 @@ async def test_login_overview_detail_live_and_ranges(browser: Browser, fleet: Fl
     await fleet.ingest("web-1", history)
     await fleet.ingest("web-2", [snapshot(now - 1000, cpu=55.5)])
 
-    page = await logged_in(browser, fleet, "alice")
+    violations: list[str] = []
+    page = await logged_in(browser, fleet, "alice", violations)
     rows = page.get_by_test_id("vps-row")
     await expect(rows).to_have_count(2)
     async with fleet.client("alice") as client:
@@ -118,6 +133,8 @@ async def test_login_overview_detail_live_and_ranges(browser: Browser, fleet: Fl
 
     await page.get_by_test_id("range-24h").click()
     await expect(interval).to_contain_text(re.compile(r"\b5m\b"))
+    # The served Content-Security-Policy blocked nothing the dashboard needs.
+    assert violations == []
     await page.close()
 
 

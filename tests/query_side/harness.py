@@ -126,6 +126,15 @@ class EventStream:
 
         return await asyncio.wait_for(read(), timeout)
 
+    async def end(self, timeout: float) -> None:
+        """Wait until the server ends the stream (events before the end are skipped)."""
+
+        async def drain() -> None:
+            async for _ in self._lines:
+                pass
+
+        await asyncio.wait_for(drain(), timeout)
+
 
 @asynccontextmanager
 async def event_stream(client: httpx.AsyncClient, path: str) -> AsyncIterator[EventStream]:

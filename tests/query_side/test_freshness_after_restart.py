@@ -65,7 +65,8 @@ async def wait_until_live(base_url: str) -> None:
         async with httpx.AsyncClient(base_url=base_url) as client:
             try:
                 response = await client.get("/api/health")
-                ok = response.status_code == 200 and response.json()["latest_cache"] == "live"
+                # "ok" needs the cache to be live (anonymous callers get only the status).
+                ok = response.status_code == 200 and response.json()["status"] == "ok"
             except httpx.TransportError:
                 ok = False
         healthy = healthy + 1 if ok else 0

@@ -1,0 +1,130 @@
+"""Logins and sessions: the cookie holds a random token, the table only its hash."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from query_side.accounts.credentials import (
+    SESSION_TOKEN_PREFIX,
+    digest,
+    looks_like,
+    new_token,
+    storable,
+)
+from query_side.accounts.passwords import verify_or_dummy
+from query_side.accounts.throttling import (
+    CLIENT_ADDRESS_MAX,
+    FAILURE_RETENTION,
+    USERNAME_KEY_MAX,
+    check_and_record_attempt,
+    clear_failures,
+)
+from query_side.accounts.users import USERNAME_PATTERN, User, user_from
+from vpsmon.storage.types import Connection, Queryable
+
+DEFAULT_SESSION_TTL = timedelta(days=7)
+
+INVALID_CREDENTIALS = "invalid username or password"
+TOO_MANY_FAILURES = "too many failed logins; try again later"
+
+
+class LoginRefused(Exception):
+    """A login that did not succeed: bad credentials, or throttled."""
+
+    def __init__(self, reason: str, retry_after_seconds: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
+
+
+async def login(
+    conn: Connection,
+    username: str,
+    password: str,
+    client_ip: str,
+    *,
+    session_ttl: timedelta = DEFAULT_SESSION_TTL,
+) -> tuple[User, str]:
+    """Check a username and password and open a session.
+
+    Returns the user and a new session token (clear text: the cookie's value;
+    only its hash is stored). Raises LoginRefused for bad credentials (and
+    records the failure) or while this (username, address) pair or this
+    address must wait (then the password is not checked at all).
+
+    Call it outside a transaction: the attempt is recorded before the
+    password is checked, so that concurrent attempts in other processes count.
+    """
+    if session_ttl <= timedelta(0):
+        raise ValueError("the session lifetime must be positive")
+    key = storable(username.lower(), USERNAME_KEY_MAX)
+    client = storable(client_ip, CLIENT_ADDRESS_MAX)
+    async with conn.transaction():
+        wait = await check_and_record_attempt(conn, key, client)
+        if wait is not None:
+            raise LoginRefused(TOO_MANY_FAILURES, wait)
+        row = (
+            await conn.fetchrow(
+                "SELECT id, username, is_admin, password_hash FROM users"
+                " WHERE lower(username) = lower($1)",
+                username,
+            )
+            if USERNAME_PATTERN.fullmatch(username)
+            else None  # no such user can exist
+        )
+    encoded = None if row is None else row["password_hash"]
+    matches = await asyncio.to_thread(verify_or_dummy, password, encoded)
+    if row is None or not matches:
+        raise LoginRefused(INVALID_CREDENTIALS, None)
+    user = user_from(row)
+    token = new_token(SESSION_TOKEN_PREFIX)
+    async with conn.transaction():
+        # The password may have changed while it was being checked.
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash = $2"
+            " FOR KEY SHARE)",
+            user.id,
+            encoded,
+        ):
+            raise LoginRefused(INVALID_CREDENTIALS, None)
+        await clear_failures(conn, key, client)
+        await conn.execute("DELETE FROM sessions WHERE expires_at <= now()")
+        await conn.execute(
+            "INSERT INTO sessions (session_sha256, user_id, expires_at)"
+            " VALUES ($1, $2, now() + $3::interval)",
+            digest(token),
+            user.id,
+            session_ttl,
+        )
+    return user, token
+
+
+async def session_user(conn: Queryable, session_token: str) -> User | None:
+    """The user of an unexpired session, or None."""
+    if not looks_like(session_token, SESSION_TOKEN_PREFIX):
+        return None
+    row = await conn.fetchrow(
+        "SELECT u.id, u.username, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.session_sha256 = $1 AND s.expires_at > now()",
+        digest(session_token),
+    )
+    return None if row is None else user_from(row)
+
+
+async def logout(conn: Queryable, session_token: str) -> None:
+    """End a session (a no-op for an unknown or expired one)."""
+    if looks_like(session_token, SESSION_TOKEN_PREFIX):
+        await conn.execute("DELETE FROM sessions WHERE session_sha256 = $1", digest(session_token))
+
+
+async def prune_expired(conn: Queryable) -> None:
+    """Delete expired sessions and failed logins older than a day.
+
+    Logins do this as they go; a periodic call keeps the tables small when
+    nobody logs in.
+    """
+    await conn.execute("DELETE FROM sessions WHERE expires_at <= now()")
+    await conn.execute(
+        "DELETE FROM login_failures WHERE failed_at < now() - $1::interval", FAILURE_RETENTION
+    )
