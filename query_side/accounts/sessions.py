@@ -80,10 +80,11 @@ async def login(
     user = user_from(row)
     token = new_token(SESSION_TOKEN_PREFIX)
     async with conn.transaction():
-        # The password may have changed while it was being checked.
+        # The password may have changed while it was being checked. (No row
+        # lock: the query role may not lock users; the sessions FK keeps the
+        # user from vanishing before this commits.)
         if not await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash = $2"
-            " FOR KEY SHARE)",
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND password_hash = $2)",
             user.id,
             encoded,
         ):
