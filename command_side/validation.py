@@ -135,18 +135,25 @@ def validate_batch(
         )
     result = ValidatedBatch(batch_id, BatchRows())
     rows = result.rows
-    seen: set[int] = set()
+    newest = -1
+    seen: set[datetime] | None = None  # only once the timestamps stop rising
     for snapshot in batch.snapshots:
         outcome = _row_or_problem(snapshot, vps_id, now_ms, oldest_ms)
         if isinstance(outcome, str):
             result.invalid += 1
             result.reasons[outcome] += 1
             continue
-        before = len(seen)
-        seen.add(snapshot.timestamp_unix_ms)
-        if len(seen) == before:
+        timestamp = snapshot.timestamp_unix_ms
+        if seen is None:
+            if timestamp > newest:  # an agent's own order: nothing to look up
+                newest = timestamp
+                rows.append(outcome)
+                continue
+            seen = {row[0] for row in rows}
+        if outcome[0] in seen:
             result.invalid += 1
             result.reasons[REPEATED_IN_BATCH] += 1
         else:
+            seen.add(outcome[0])
             rows.append(outcome)
     return result
