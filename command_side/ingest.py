@@ -8,6 +8,13 @@ nothing), COPYs the rows, and updates the latest-values projection, whose
 NOTIFY PostgreSQL delivers at commit. A caller's future resolves only after
 that commit, so an ack never precedes durability.
 
+A VPS has one sample per timestamp, enforced by a unique index so that it
+holds across command sides. The fast path COPYs every row; a COPY that hits
+the index (only when a repeat actually arrives) rolls the group back and
+redoes it with INSERT ... ON CONFLICT DO NOTHING, which stores the first
+sample of each (vps_id, time) and tells which rows it stored, so each
+batch's accepted and rejected counts are exact (command_side/repeats.py).
+
 The queue bound is the back-pressure: when it is full, stream handlers stop
 reading and gRPC flow control slows the agents down.
 """
@@ -23,6 +30,8 @@ from dataclasses import dataclass, field
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from command_side.repeats import insert_new_rows, is_repeated_sample, take_stored
+from command_side.validation import BatchRows
 from projections.latest_values import update_latest
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
 
@@ -49,6 +58,8 @@ class StorageUnavailableError(RuntimeError):
 class AppendResult:
     accepted: int
     duplicate: bool
+    # Rows not stored because their (vps_id, time) already was.
+    refused: int = 0
 
 
 @dataclass
@@ -180,23 +191,28 @@ class IngestWriter:
         first: dict[tuple[int, uuid.UUID], PendingBatch],
         keys: list[tuple[int, uuid.UUID]],
     ) -> tuple[list[AppendResult], int]:
+        try:
+            return await self._copy_group(conn, group, first, keys)
+        except asyncpg.UniqueViolationError as error:
+            if not is_repeated_sample(error):
+                raise
+        # The group's transaction is rolled back: nothing of it is stored yet.
+        return await self._insert_group(conn, group, first, keys)
+
+    async def _copy_group(
+        self,
+        conn: PoolConnectionProxy[asyncpg.Record],
+        group: list[PendingBatch],
+        first: dict[tuple[int, uuid.UUID], PendingBatch],
+        keys: list[tuple[int, uuid.UUID]],
+    ) -> tuple[list[AppendResult], int]:
+        """The fast path: every row of a fresh batch is stored."""
         async with conn.transaction():
-            claimed = await conn.fetch(
-                "INSERT INTO ingested_batches (vps_id, batch_id, accepted, rejected)"
-                " SELECT * FROM unnest($1::int[], $2::uuid[], $3::int[], $4::int[])"
-                " ON CONFLICT DO NOTHING RETURNING vps_id, batch_id",
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [len(first[k].rows) for k in keys],
-                [first[k].rejected for k in keys],
-            )
-            fresh = {(r["vps_id"], r["batch_id"]) for r in claimed}
+            fresh = await _claim(conn, first, keys)
             results = []
             rows: list[MetricRow] = []
             for batch in group:
-                key = (batch.vps_id, batch.batch_id)
-                if key in fresh:
-                    fresh.discard(key)  # a second copy in this group is a duplicate
+                if _take(fresh, batch):
                     rows.extend(batch.rows)
                     results.append(AppendResult(len(batch.rows), duplicate=False))
                 else:
@@ -207,6 +223,85 @@ class IngestWriter:
                 )
                 await update_latest(conn, rows)
         return results, len(rows)
+
+    async def _insert_group(
+        self,
+        conn: PoolConnectionProxy[asyncpg.Record],
+        group: list[PendingBatch],
+        first: dict[tuple[int, uuid.UUID], PendingBatch],
+        keys: list[tuple[int, uuid.UUID]],
+    ) -> tuple[list[AppendResult], int]:
+        """The slow path: only rows whose (vps_id, time) is new are stored; the
+        first in queue order wins, and each batch's ledger row says how many."""
+        async with conn.transaction():
+            fresh = await _claim(conn, first, keys)
+            taken = [_take(fresh, batch) for batch in group]
+            stored = await insert_new_rows(
+                conn, [batch.rows for batch, take in zip(group, taken, strict=True) if take]
+            )
+            results = []
+            rows: list[MetricRow] = []
+            refusals: list[tuple[PendingBatch, int]] = []
+            for batch, take in zip(group, taken, strict=True):
+                if not take:
+                    results.append(AppendResult(0, duplicate=True))
+                    continue
+                kept = take_stored(batch.rows, stored)
+                refused = len(batch.rows) - len(kept)
+                rows.extend(kept)
+                results.append(AppendResult(len(kept), duplicate=False, refused=refused))
+                if refused:
+                    refusals.append((batch, refused))
+            if refusals:
+                await conn.execute(
+                    "UPDATE ingested_batches b SET accepted = b.accepted - u.refused,"
+                    " rejected = b.rejected + u.refused"
+                    " FROM unnest($1::int[], $2::uuid[], $3::int[])"
+                    " AS u (vps_id, batch_id, refused)"
+                    " WHERE b.vps_id = u.vps_id AND b.batch_id = u.batch_id",
+                    [batch.vps_id for batch, _ in refusals],
+                    [batch.batch_id for batch, _ in refusals],
+                    [refused for _, refused in refusals],
+                )
+            if rows:
+                await update_latest(conn, rows)
+        for batch, result in zip(group, results, strict=True):
+            if result.refused:
+                _record_refused(batch.rows, result.refused)
+        return results, len(rows)
+
+
+async def _claim(
+    conn: PoolConnectionProxy[asyncpg.Record],
+    first: dict[tuple[int, uuid.UUID], PendingBatch],
+    keys: list[tuple[int, uuid.UUID]],
+) -> set[tuple[int, uuid.UUID]]:
+    """Claim the group's batch ids in the ledger; the ones that were not claimed before."""
+    claimed = await conn.fetch(
+        "INSERT INTO ingested_batches (vps_id, batch_id, accepted, rejected)"
+        " SELECT * FROM unnest($1::int[], $2::uuid[], $3::int[], $4::int[])"
+        " ON CONFLICT DO NOTHING RETURNING vps_id, batch_id",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [len(first[k].rows) for k in keys],
+        [first[k].rejected for k in keys],
+    )
+    return {(r["vps_id"], r["batch_id"]) for r in claimed}
+
+
+def _take(fresh: set[tuple[int, uuid.UUID]], batch: PendingBatch) -> bool:
+    """Whether this batch's rows go in; a second copy in the group is a duplicate."""
+    key = (batch.vps_id, batch.batch_id)
+    if key in fresh:
+        fresh.discard(key)
+        return True
+    return False
+
+
+def _record_refused(rows: list[MetricRow], refused: int) -> None:
+    """Tell the batch's validation result (whose rows these are) what the store refused."""
+    if isinstance(rows, BatchRows):
+        rows.refused = refused
 
 
 def _report_exit(task: asyncio.Task[None]) -> None:

@@ -2,7 +2,10 @@
 
 Each invalid snapshot is rejected on its own with a reason; the valid rest of
 the batch is stored. Limits come from the storage types: every byte count
-must fit a PostgreSQL bigint.
+must fit a PostgreSQL bigint. A VPS has one sample per timestamp: the first
+is kept and its repeats are rejected, here within a batch and by the
+database's unique index across batches (the ingest writer records those on
+the batch's rows, so the ack reports them too).
 """
 
 from __future__ import annotations
@@ -26,16 +29,39 @@ class InvalidBatchError(ValueError):
     """The whole batch is unusable (bad id, too many snapshots)."""
 
 
+REPEATED_IN_BATCH = "timestamp repeated within the batch"
+ALREADY_STORED = "timestamp already stored"
+
+
+class BatchRows(list[MetricRow]):
+    """The valid rows of one batch, and how many of them the database refused
+    because their (vps_id, time) was already stored.
+
+    The ingest writer is handed this list and sets ``refused`` before the
+    batch's commit resolves, so the count reaches the ack with the rest.
+    """
+
+    refused: int = 0
+
+
 @dataclass
 class ValidatedBatch:
     batch_id: uuid.UUID
-    rows: list[MetricRow]
-    rejected: int = 0
+    rows: BatchRows
+    invalid: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
     @property
+    def rejected(self) -> int:
+        """Invalid snapshots, plus those the database refused as repeats."""
+        return self.invalid + self.rows.refused
+
+    @property
     def error(self) -> str:
-        return "; ".join(f"{reason} ({count})" for reason, count in sorted(self.reasons.items()))
+        reasons = Counter(self.reasons)
+        if self.rows.refused:
+            reasons[ALREADY_STORED] += self.rows.refused
+        return "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
 
 
 def parse_batch_id(text: str) -> uuid.UUID:
@@ -107,13 +133,27 @@ def validate_batch(
         raise InvalidBatchError(
             f"batch of {len(batch.snapshots)} snapshots exceeds the maximum of {max_snapshots}"
         )
-    result = ValidatedBatch(batch_id, [])
+    result = ValidatedBatch(batch_id, BatchRows())
     rows = result.rows
+    newest = -1
+    seen: set[datetime] | None = None  # only once the timestamps stop rising
     for snapshot in batch.snapshots:
         outcome = _row_or_problem(snapshot, vps_id, now_ms, oldest_ms)
         if isinstance(outcome, str):
-            result.rejected += 1
+            result.invalid += 1
             result.reasons[outcome] += 1
+            continue
+        timestamp = snapshot.timestamp_unix_ms
+        if seen is None:
+            if timestamp > newest:  # an agent's own order: nothing to look up
+                newest = timestamp
+                rows.append(outcome)
+                continue
+            seen = {row[0] for row in rows}
+        if outcome[0] in seen:
+            result.invalid += 1
+            result.reasons[REPEATED_IN_BATCH] += 1
         else:
+            seen.add(outcome[0])
             rows.append(outcome)
     return result

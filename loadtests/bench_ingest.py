@@ -232,7 +232,8 @@ async def raw_copy_latency(dsn: str, vps_id: int, batch: int, samples: int) -> l
     conn = await asyncpg.connect(dsn)
     try:
         for n in range(samples):
-            base = datetime.now(UTC) - timedelta(days=4, seconds=n)
+            # Batches far enough apart that no two share a timestamp (the index is unique).
+            base = datetime.now(UTC) - timedelta(days=4, milliseconds=n * (batch + 1000))
             records = [
                 (base + timedelta(milliseconds=i), vps_id, 1.0, 1, 2, 3, 4, 5, 6)
                 for i in range(batch)

@@ -52,9 +52,8 @@ class RunningCommandSide:
 @asynccontextmanager
 async def command_side(dsn: str, **overrides: Any) -> AsyncIterator[RunningCommandSide]:
     port = free_port()
-    settings = Settings(
-        database_url=dsn, backend="postgresql", grpc_listen=f"127.0.0.1:{port}", **overrides
-    )
+    options: dict[str, Any] = {"backend": "postgresql", **overrides}
+    settings = Settings(database_url=dsn, grpc_listen=f"127.0.0.1:{port}", **options)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
     try:
