@@ -31,7 +31,6 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from command_side.repeats import insert_new_rows, is_repeated_sample, take_stored
-from command_side.validation import BatchRows
 from projections.latest_values import update_latest
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
 
@@ -265,9 +264,6 @@ class IngestWriter:
                 )
             if rows:
                 await update_latest(conn, rows)
-        for batch, result in zip(group, results, strict=True):
-            if result.refused:
-                _record_refused(batch.rows, result.refused)
         return results, len(rows)
 
 
@@ -296,12 +292,6 @@ def _take(fresh: set[tuple[int, uuid.UUID]], batch: PendingBatch) -> bool:
         fresh.discard(key)
         return True
     return False
-
-
-def _record_refused(rows: list[MetricRow], refused: int) -> None:
-    """Tell the batch's validation result (whose rows these are) what the store refused."""
-    if isinstance(rows, BatchRows):
-        rows.refused = refused
 
 
 def _report_exit(task: asyncio.Task[None]) -> None:

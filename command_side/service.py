@@ -256,9 +256,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             ack.error = str(error)
             stream.push(agent_pb2.MessageToAgent(batch_ack=ack))
             return
-        pending = PendingBatch(
-            stream.vps_id, validated.batch_id, validated.rows, validated.rejected
-        )
+        pending = PendingBatch(stream.vps_id, validated.batch_id, validated.rows, validated.invalid)
         try:
             result = await self._writer.append(pending)
         except StorageUnavailableError:
@@ -277,8 +275,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             ack.duplicate = True
         else:
             ack.accepted = result.accepted
-            ack.rejected = validated.rejected
-            ack.error = validated.error
+            ack.rejected, ack.error = validated.ack_fields(refused=result.refused)
         stream.push(agent_pb2.MessageToAgent(batch_ack=ack))
 
     async def _write_loop(

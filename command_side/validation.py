@@ -33,35 +33,21 @@ REPEATED_IN_BATCH = "timestamp repeated within the batch"
 ALREADY_STORED = "timestamp already stored"
 
 
-class BatchRows(list[MetricRow]):
-    """The valid rows of one batch, and how many of them the database refused
-    because their (vps_id, time) was already stored.
-
-    The ingest writer is handed this list and sets ``refused`` before the
-    batch's commit resolves, so the count reaches the ack with the rest.
-    """
-
-    refused: int = 0
-
-
 @dataclass
 class ValidatedBatch:
     batch_id: uuid.UUID
-    rows: BatchRows
+    rows: list[MetricRow]
     invalid: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def rejected(self) -> int:
-        """Invalid snapshots, plus those the database refused as repeats."""
-        return self.invalid + self.rows.refused
-
-    @property
-    def error(self) -> str:
+    def ack_fields(self, refused: int = 0) -> tuple[int, str]:
+        """(rejected, error) for the ack: the invalid snapshots, plus the
+        ``refused`` ones whose (vps_id, time) the database already held."""
         reasons = Counter(self.reasons)
-        if self.rows.refused:
-            reasons[ALREADY_STORED] += self.rows.refused
-        return "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+        if refused:
+            reasons[ALREADY_STORED] += refused
+        error = "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+        return self.invalid + refused, error
 
 
 def parse_batch_id(text: str) -> uuid.UUID:
@@ -133,7 +119,7 @@ def validate_batch(
         raise InvalidBatchError(
             f"batch of {len(batch.snapshots)} snapshots exceeds the maximum of {max_snapshots}"
         )
-    result = ValidatedBatch(batch_id, BatchRows())
+    result = ValidatedBatch(batch_id, [])
     rows = result.rows
     newest = -1
     seen: set[datetime] | None = None  # only once the timestamps stop rising
