@@ -49,7 +49,7 @@ def delay_after(failures: int, free: int) -> timedelta:
 
 
 def _wait_seconds(throttle: Throttle, free: int) -> int | None:
-    if throttle.last_failure is None:
+    if throttle.last_failure is None or throttle.failures < free:
         return None
     remaining = throttle.last_failure + delay_after(throttle.failures, free) - throttle.now
     if remaining <= timedelta(0):
@@ -59,7 +59,9 @@ def _wait_seconds(throttle: Throttle, free: int) -> int | None:
 
 async def _throttle(conn: Connection, where: str, *args: str) -> Throttle:
     row = await conn.fetchrow(
-        f"SELECT count(*) AS failures, max(failed_at) AS last_failure, now() AS now"
+        # clock_timestamp(), not now(): this transaction may have waited for
+        # the lock while others recorded failures after it began.
+        f"SELECT count(*) AS failures, max(failed_at) AS last_failure, clock_timestamp() AS now"
         f" FROM login_failures WHERE {where} AND failed_at > now() - $1::interval",
         LOGIN_WINDOW,
         *args,
@@ -95,7 +97,10 @@ async def check_and_record_attempt(conn: Connection, username_key: str, client: 
     if waits:
         return max(waits)
     await conn.execute(
-        "INSERT INTO login_failures (username, client_ip) VALUES ($1, $2)", username_key, client
+        "INSERT INTO login_failures (username, client_ip, failed_at)"
+        " VALUES ($1, $2, clock_timestamp())",
+        username_key,
+        client,
     )
     await conn.execute(
         "DELETE FROM login_failures WHERE failed_at < now() - $1::interval", FAILURE_RETENTION
