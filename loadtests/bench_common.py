@@ -269,6 +269,7 @@ class Setup:
     ingest: list[tuple[int, str]]  # (vps_id, agent token)
     fresh: tuple[int, str]
     footprint: tuple[int, str]
+    greedy: tuple[int, str]
     history: list[int]
     history_rows: int = 0
     timings: dict[str, float] = field(default_factory=dict)

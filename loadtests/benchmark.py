@@ -43,6 +43,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -69,6 +70,7 @@ from bench_common import (
     wait_for_query_side,
 )
 from bench_freshness import phase_freshness
+from bench_greedy import phase_greedy
 from bench_ingest import phase_ingest
 from bench_queries import phase_queries, seed_history
 
@@ -91,18 +93,19 @@ async def prepare(dsn: str, env: dict[str, str], work: Path, args: argparse.Name
         ingest = [await vps(f"ingest-{i:04d}") for i in range(args.agents)]
         fresh = await vps("fresh")
         footprint = await vps("agent")
+        greedy = await vps("greedy")
         history = [(await vps(f"hist-{i:04d}"))[0] for i in range(args.history_vps)]
     finally:
         await conn.close()
-    return Setup(dsn, env, work, api_token, ingest, fresh, footprint, history)
+    return Setup(dsn, env, work, api_token, ingest, fresh, footprint, greedy, history)
 
 
 @contextlib.asynccontextmanager
 async def command_side(
-    children: Children, setup: Setup, reports: Path
+    children: Children, setup: Setup, reports: Path, log_name: str = "bench-command-side.log"
 ) -> AsyncIterator[tuple[str, int]]:
     port = free_port()
-    log_path = reports / "bench-command-side.log"
+    log_path = reports / log_name
     with log_path.open("wb") as log:
         proc = children.spawn(
             "command side",
@@ -146,6 +149,12 @@ async def run_phases(
     async with command_side(children, setup, reports) as (address, cs_pid):
         print(f"command side on {address} (pid {cs_pid})", flush=True)
         figures += await phase_ingest(setup, address, args, cs_pid)
+        # The greedy phase needs the per-VPS budget as an operator runs it.
+        budgeted = {k: v for k, v in setup.env.items() if k not in UNLIMITED_BUDGET_ENV}
+        async with command_side(
+            children, replace(setup, env=budgeted), reports, "bench-command-side-budget.log"
+        ) as (budget_address, _):
+            figures += await phase_greedy(setup, budget_address, address, args)
         async with query_side(children, setup, reports) as http_port:
             print(f"query side on {HOST}:{http_port}", flush=True)
             figures += await phase_freshness(setup, address, http_port, args)
@@ -190,6 +199,9 @@ def _parser() -> argparse.ArgumentParser:
         default=30_000.0,
         help="open-loop phase: snapshots/s offered in all (0: skip it)",
     )
+    p.add_argument(
+        "--greedy-seconds", type=float, default=None, help="per greedy round (10, quick 4)"
+    )
     p.add_argument("--copy-chunk", type=int, default=10_000, help="rows per baseline COPY")
     p.add_argument("--latency-samples", type=int, default=100, help="baseline one-batch COPYs")
     p.add_argument("--history-vps", type=int, default=100, help="VPSes with history")
@@ -216,6 +228,7 @@ def _defaults(args: argparse.Namespace) -> None:
     quick = args.quick
     args.repeats = args.repeats or (3 if quick else 5)
     args.ingest_seconds = args.ingest_seconds or (5.0 if quick else 20.0)
+    args.greedy_seconds = args.greedy_seconds or (4.0 if quick else 10.0)
     args.freshness_samples = args.freshness_samples or (8 if quick else 20)
     args.query_requests = args.query_requests or (50 if quick else 200)
     args.agent_seconds = args.agent_seconds or (15 if quick else 60)

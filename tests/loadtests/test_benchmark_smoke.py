@@ -44,6 +44,8 @@ def test_benchmark_runs_and_prints_the_table(tmp_path: Path) -> None:
             "5",
             "--latency-samples",
             "5",
+            "--greedy-seconds",
+            "2",
             "--agent-seconds",
             "3",
             "--no-install-node-exporter",
@@ -62,4 +64,4 @@ def test_benchmark_runs_and_prints_the_table(tmp_path: Path) -> None:
     assert HEADER in result.stdout, output
     data = json.loads(report.read_text())
     phases = {figure["phase"] for figure in data["figures"]}
-    assert phases == {"ingest", "freshness", "queries", "agent"}, data["figures"]
+    assert phases == {"ingest", "greedy", "freshness", "queries", "agent"}, data["figures"]
