@@ -54,9 +54,12 @@ async def _polite(address: str, agents: list[tuple[int, str]], seconds: float) -
     return latencies
 
 
-async def _greedy(address: str, token: str, clock: list[int], tally: GreedyTally) -> None:
-    """Until cancelled: saturate the stream; on any end, reconnect at once."""
-    while True:
+async def _greedy(
+    address: str, token: str, clock: list[int], tally: GreedyTally, stop: asyncio.Event
+) -> None:
+    """Until ``stop``: saturate the stream; on any end, reconnect at once. (Not
+    until cancelled: gRPC turns a cancellation mid-call into a CANCELLED error.)"""
+    while not stop.is_set():
         stream = AgentStream(address, token)
         tally.streams += 1
         try:
@@ -73,7 +76,7 @@ async def _greedy(address: str, token: str, clock: list[int], tally: GreedyTally
                 finally:
                     slots.release()
 
-            while True:
+            while not stop.is_set():
                 await slots.acquire()
                 batch = [snapshot(clock[0] + i) for i in range(GREEDY_BATCH)]
                 clock[0] += GREEDY_BATCH
@@ -96,15 +99,19 @@ async def _round(
     seconds: float,
 ) -> tuple[list[float], GreedyTally]:
     tally = GreedyTally()
-    task = (
-        None if greedy is None else asyncio.create_task(_greedy(address, greedy[1], clock, tally))
-    )
+    stop = asyncio.Event()
+    task = None
+    if greedy is not None:
+        task = asyncio.create_task(_greedy(address, greedy[1], clock, tally, stop))
     try:
         return await _polite(address, polite, seconds), tally
     finally:
+        stop.set()
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            try:
+                await asyncio.wait_for(task, 30)
+            except TimeoutError:
+                raise BenchError("the greedy agent did not stop") from None
 
 
 async def phase_greedy(

@@ -95,13 +95,21 @@ class AgentStream:
             asyncio.get_running_loop().create_future()
         )
         self.waiting[batch_id] = future
-        await self.call.write(
-            agent_pb2.MessageToServer(
-                performance_batch=agent_pb2.PerformanceSnapshotBatch(
-                    batch_id=batch_id, snapshots=snapshots
+        try:
+            await self.call.write(
+                agent_pb2.MessageToServer(
+                    performance_batch=agent_pb2.PerformanceSnapshotBatch(
+                        batch_id=batch_id, snapshots=snapshots
+                    )
                 )
             )
-        )
+        except BaseException:
+            self.waiting.pop(batch_id, None)
+            if future.done():
+                future.exception()  # the stream ended first; nobody will await it
+            else:
+                future.cancel()
+            raise
         return future
 
     async def close(self) -> None:

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     )
     # A stream must send its handshake this soon; at most this many may be waiting.
     grpc_handshake_timeout: Duration = timedelta(seconds=5)
-    grpc_max_unauthenticated_streams: int = Field(default=64, ge=1)
+    grpc_max_unauthenticated_streams: int = Field(default=1000, ge=1)
     # All streams one command side serves at once (beyond: RESOURCE_EXHAUSTED).
     grpc_max_streams: int = Field(default=10_000, ge=1)
     # Each VPS may send this many times its sampling rate (spool replay after an
