@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -32,20 +31,8 @@ from query_side.accounts import (
     visible_vps_clause,
     visible_vps_ids,
 )
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(embedded_database)
-    try:
-        await upgrade_schema(connection, Settings(backend="postgresql"))
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def failures(conn: asyncpg.Connection, username: str) -> int:

@@ -4,7 +4,6 @@ that double, so that a stranger's failures never lock the real user out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -26,20 +25,8 @@ from query_side.accounts.throttling import (
     MAX_DELAY,
     delay_after,
 )
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(embedded_database)
-    try:
-        await upgrade_schema(connection, Settings(backend="postgresql"))
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def fail(conn: asyncpg.Connection, username: str, client_ip: str, times: int = 1) -> None:
