@@ -191,11 +191,12 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                 kind = message.WhichOneof("payload")
                 if kind == "performance_batch":
                     batch = message.performance_batch
-                    if not await self._admit(stream, batch, in_flight):
+                    size = batch.ByteSize()  # computed, not cached: once per batch
+                    if not await self._admit(stream, batch, size, in_flight):
                         slots.release()
                         break
                     task = asyncio.create_task(self._ingest(stream, batch))
-                    in_flight[task] = batch.ByteSize()
+                    in_flight[task] = size
                     task.add_done_callback(lambda t: in_flight.pop(t, None))
                     task.add_done_callback(lambda _: slots.release())
                     continue
@@ -221,11 +222,12 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         self,
         stream: AgentStream,
         batch: agent_pb2.PerformanceSnapshotBatch,
+        size: int,
         in_flight: dict[asyncio.Task[None], int],
     ) -> bool:
         """Hold the stream within its VPS's budget; False: it must end and back off."""
         limit = self._settings.ingest_max_in_flight_bytes
-        while in_flight and sum(in_flight.values()) + batch.ByteSize() > limit:
+        while in_flight and sum(in_flight.values()) + size > limit:
             await asyncio.wait(list(in_flight), return_when=asyncio.FIRST_COMPLETED)
         admission = self.budgets[stream.vps_id].admit(len(batch.snapshots))
         if admission.refused:
