@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from command_side.vps_commands import register_vps
+from command_side.vps_commands import IssuedToken, register_vps
 from proto.vpsmon.v1 import agent_pb2
 from tests.command_side.harness import AgentConnection, RunningCommandSide, command_side, snapshot
 from tests.databases import StorageServer
@@ -27,6 +27,17 @@ async def sides(
         command_side(fresh_database, backend=backend) as second,
     ):
         yield first, second
+
+
+async def registered(side: RunningCommandSide) -> tuple[str, IssuedToken]:
+    """The sides' database and a VPS registered in it."""
+    dsn = side.settings.database_url
+    assert dsn is not None
+    conn = await asyncpg.connect(dsn)
+    try:
+        return dsn, await register_vps(conn, "web-1")
+    finally:
+        await conn.close()
 
 
 async def send(
@@ -64,13 +75,7 @@ async def test_repeats_across_two_command_sides_are_stored_once_and_rejected(
     sides: tuple[RunningCommandSide, RunningCommandSide],
 ) -> None:
     first, second = sides
-    dsn = first.settings.database_url
-    assert dsn is not None
-    conn = await asyncpg.connect(dsn)
-    try:
-        issued = await register_vps(conn, "web-1")
-    finally:
-        await conn.close()
+    dsn, issued = await registered(first)
     base = time.time_ns() // 1_000_000 - 60_000
     times = [base + 1000 * i for i in range(10)]
 
@@ -105,13 +110,7 @@ async def test_a_batch_of_new_and_stored_timestamps_stores_exactly_the_new_ones(
     sides: tuple[RunningCommandSide, RunningCommandSide],
 ) -> None:
     first, second = sides
-    dsn = first.settings.database_url
-    assert dsn is not None
-    conn = await asyncpg.connect(dsn)
-    try:
-        issued = await register_vps(conn, "web-1")
-    finally:
-        await conn.close()
+    dsn, issued = await registered(first)
     base = time.time_ns() // 1_000_000 - 60_000
     old = [base + 1000 * i for i in range(6)]
     mixed = [base + 1000 * i for i in range(3, 12)]  # 3 stored, 6 new, the newest last
@@ -143,13 +142,7 @@ async def test_a_timestamp_repeated_within_a_batch_is_stored_once(
     sides: tuple[RunningCommandSide, RunningCommandSide],
 ) -> None:
     first, _ = sides
-    dsn = first.settings.database_url
-    assert dsn is not None
-    conn = await asyncpg.connect(dsn)
-    try:
-        issued = await register_vps(conn, "web-1")
-    finally:
-        await conn.close()
+    dsn, issued = await registered(first)
     t0, t1, t2 = (time.time_ns() // 1_000_000 - 10_000 + 1000 * i for i in range(3))
     snapshots = [
         snapshot(t0, cpu=1.0),
