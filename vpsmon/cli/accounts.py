@@ -36,8 +36,8 @@ from query_side.accounts import (
     validate_username,
 )
 from query_side.accounts.credentials import digest
-from vpsmon.cli import print_json
-from vpsmon.server_cli import CommandError, _connection, _settings
+from vpsmon.cli.connections import load_settings, migrated_connection
+from vpsmon.cli.output import CommandError, print_json
 
 TOKEN_ID_DIGITS = 12  # shown by `token list`
 TOKEN_ID_MIN_DIGITS = 8  # accepted by `token revoke`
@@ -64,7 +64,7 @@ def _when(moment: datetime | None) -> str:
 
 async def user(args: argparse.Namespace) -> int:
     handlers = {"add": _user_add, "passwd": _user_passwd, "remove": _user_remove}
-    async with _connection(_settings()) as conn:
+    async with migrated_connection(load_settings()) as conn:
         if args.user_command == "list":
             return await _user_list(conn, args)
         return await handlers[args.user_command](conn, args)
@@ -202,7 +202,7 @@ async def _all_tokens(conn: asyncpg.Connection) -> list[TokenRow]:
 
 
 async def token(args: argparse.Namespace) -> int:
-    async with _connection(_settings()) as conn:
+    async with migrated_connection(load_settings()) as conn:
         if args.token_command == "create":
             return await _token_create(conn, args)
         if args.token_command == "list":

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
-from pydantic import ValidationError
 
 from command_side.vps_commands import (
     UnknownVpsError,
@@ -19,54 +16,19 @@ from command_side.vps_commands import (
     rotate_agent_token,
 )
 from query_side.accounts import User, find_user, first_admin
-from vpsmon.cli import print_json
-from vpsmon.settings import Settings
+from vpsmon.cli.connections import load_settings, migrate_schema, migrated_connection
+from vpsmon.cli.output import CommandError, print_json
 from vpsmon.storage.backend import BackendUnavailableError, recorded_backend
 from vpsmon.storage.database import open_database
-from vpsmon.storage.migrations import MigrationError, MigrationReport
-from vpsmon.storage.schema import upgrade_schema
-
-
-class CommandError(RuntimeError):
-    """A failure to report to the operator as one line, without a traceback."""
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"VPSMON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in error.errors()
-        )
-        raise CommandError(f"invalid settings: {problems}") from None
-
-
-async def _migrate(conn: asyncpg.Connection, settings: Settings) -> MigrationReport:
-    try:
-        return await upgrade_schema(conn, settings)
-    except (MigrationError, BackendUnavailableError) as error:
-        raise CommandError(str(error)) from error
-
-
-@asynccontextmanager
-async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to an up-to-date schema (commands migrate first, as `up` would)."""
-    async with open_database(settings) as dsn:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await _migrate(conn, settings)
-            yield conn
-        finally:
-            await conn.close()
+from vpsmon.storage.migrations import MigrationError
 
 
 async def migrate(args: argparse.Namespace) -> int:
-    settings = _settings()
+    settings = load_settings()
     async with open_database(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            report = await _migrate(conn, settings)
+            report = await migrate_schema(conn, settings)
         finally:
             await conn.close()
     print(f"backend: {report.backend.value} ({report.decision.reason})")
@@ -78,8 +40,8 @@ async def migrate(args: argparse.Namespace) -> int:
 
 
 async def vps(args: argparse.Namespace) -> int:
-    settings = _settings()
-    async with _connection(settings) as conn:
+    settings = load_settings()
+    async with migrated_connection(settings) as conn:
         if args.vps_command == "add":
             owner = await _vps_owner(conn, args.owner)
             try:
@@ -175,8 +137,8 @@ async def _vps_owner(conn: asyncpg.Connection, username: str | None) -> User | N
 async def projections(args: argparse.Namespace) -> int:
     from projections.rebuild import rebuild_projections
 
-    settings = _settings()
-    async with _connection(settings) as conn:
+    settings = load_settings()
+    async with migrated_connection(settings) as conn:
         backend = await recorded_backend(conn)
         assert backend is not None
         report = await rebuild_projections(conn, backend)
@@ -189,7 +151,7 @@ async def projections(args: argparse.Namespace) -> int:
 def command_side(args: argparse.Namespace) -> int:
     from command_side.server import run
 
-    return run(_settings())
+    return run(load_settings())
 
 
 def query_side(args: argparse.Namespace) -> int:
@@ -197,13 +159,13 @@ def query_side(args: argparse.Namespace) -> int:
 
     if not 1 <= args.workers <= 64:
         raise CommandError("--workers must be between 1 and 64")
-    return run(_settings(), args.workers)
+    return run(load_settings(), args.workers)
 
 
 async def up(args: argparse.Namespace) -> int:
-    from vpsmon.local_trial import run_trial
+    from vpsmon.cli.trial import run_trial
 
     try:
-        return await run_trial(_settings())
+        return await run_trial(load_settings())
     except (MigrationError, BackendUnavailableError, RuntimeError) as error:
         raise CommandError(str(error)) from error

@@ -1,0 +1,5 @@
+import sys
+
+from vpsmon.cli.main import main
+
+sys.exit(main())
