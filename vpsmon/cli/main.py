@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import sys
 from collections.abc import Callable, Coroutine
@@ -103,13 +104,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def _agent_arguments(arguments: list[str]) -> list[str] | None:
+    """The agent's own arguments when the command is `agent`, a leading -v passed on."""
+    flags = list(itertools.takewhile(lambda argument: argument in _VERBOSE_FLAGS, arguments))
+    rest = arguments[len(flags) :]
+    if rest[:1] != ["agent"]:
+        return None
+    return rest[1:] + (["--verbose"] if flags else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["agent"]:
+    agent_arguments = _agent_arguments(arguments)
+    if agent_arguments is not None:
         # The agent has its own options and must run without the server extra.
         from agent.runner import main as agent_main
 
-        return agent_main(arguments[1:])
+        return agent_main(agent_arguments)
     args = _parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
