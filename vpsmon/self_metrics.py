@@ -39,6 +39,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -80,78 +81,63 @@ class SelfMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        counter = partial(Counter, registry=registry)
+        # Summed over the worker processes that are alive (query side).
+        live_gauge = partial(Gauge, multiprocess_mode="livesum", registry=registry)
         # Command side: ingest.
-        self.committed_rows = Counter(
+        self.committed_rows = counter(
             "vpsmon_ingest_committed_rows",
             "Measurement rows stored by committed ingest transactions.",
-            registry=registry,
         )
-        self.committed_batches = Counter(
+        self.committed_batches = counter(
             "vpsmon_ingest_committed_batches",
             "Agent batches committed for the first time (a re-sent one is a duplicate).",
-            registry=registry,
         )
-        self.duplicate_batches = Counter(
+        self.duplicate_batches = counter(
             "vpsmon_ingest_duplicate_batches",
             "Re-sent agent batches whose batch id was already committed; nothing was stored.",
-            registry=registry,
         )
-        self.refused_samples = Counter(
+        self.refused_samples = counter(
             "vpsmon_ingest_refused_samples",
             "Snapshots not stored because their VPS already had a sample at that time.",
-            registry=registry,
         )
-        self.invalid_snapshots = Counter(
+        self.invalid_snapshots = counter(
             "vpsmon_ingest_invalid_snapshots",
             "Snapshots rejected by validation (counted each time a batch arrives).",
-            registry=registry,
         )
-        self.pending_batches = Gauge(
+        self.pending_batches = live_gauge(
             "vpsmon_ingest_pending_batches",
             "Batches handed to the ingest writer and not yet committed (queued or committing).",
-            multiprocess_mode="livesum",
-            registry=registry,
         )
-        self.resource_exhausted = Counter(
+        self.resource_exhausted = counter(
             "vpsmon_ingest_resource_exhausted",
             f"Agent streams ended with RESOURCE_EXHAUSTED: {REFUSED_OVER_BUDGET} (a VPS over"
             f" its snapshot rate) or {REFUSED_HANDSHAKE_BACKLOG} (too many streams waiting"
             " for their handshake).",
             ["reason"],
-            registry=registry,
         )
         # Command side: agent streams.
-        self.agent_streams = Gauge(
-            "vpsmon_agent_streams",
-            "Agent streams open (handshake done).",
-            multiprocess_mode="livesum",
-            registry=registry,
+        self.agent_streams = live_gauge(
+            "vpsmon_agent_streams", "Agent streams open (handshake done)."
         )
-        self.agent_messages_sent = Counter(
+        self.agent_messages_sent = counter(
             "vpsmon_agent_messages_sent",
             "Messages written to agents, by payload (batch_ack: the acks).",
             ["payload"],
-            registry=registry,
         )
         # Query side.
-        self.sse_clients = Gauge(
-            "vpsmon_sse_clients",
-            "Server-Sent Events streams open, over every query-side worker.",
-            multiprocess_mode="livesum",
-            registry=registry,
+        self.sse_clients = live_gauge(
+            "vpsmon_sse_clients", "Server-Sent Events streams open, over every query-side worker."
         )
-        self.http_requests = Counter(
+        self.http_requests = counter(
             "vpsmon_http_requests",
             "HTTP responses by route template (unmatched: no route) and status.",
             ["route", "status"],
-            registry=registry,
         )
-        self.latest_cache_disconnected = Gauge(
+        self.latest_cache_disconnected = live_gauge(
             "vpsmon_latest_cache_disconnected",
             "Query-side workers whose latest-values cache is not following NOTIFY"
             " (its values can be stale until it reconnects and re-warms).",
-            multiprocess_mode="livesum",
-            registry=registry,
         )
 
     def group_committed(self, rows: int, batches: Sequence[BatchOutcome]) -> None:

@@ -8,12 +8,15 @@ import uuid
 
 import asyncpg
 import grpc
+import pytest
 
 from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
 from tests.command_side.harness import AgentConnection, batch_message, command_side, snapshot
 from tests.e2e.fleet import wait_for
 from vpsmon.self_metrics import REFUSED_OVER_BUDGET, REGISTRY
+from vpsmon.settings import Settings
+from vpsmon.storage.schema import upgrade_schema
 
 
 def value(name: str, **labels: str) -> float:
@@ -51,19 +54,27 @@ async def settled(before: dict[str, float], expected: dict[str, float]) -> None:
         raise
 
 
-async def test_rows_batches_acks_and_streams_of_a_real_stream(embedded_database: str) -> None:
+@pytest.fixture
+async def agent_token(embedded_database: str) -> str:
+    """The agent token of a VPS registered in the freshly migrated database."""
+    conn = await asyncpg.connect(embedded_database)
+    try:
+        await upgrade_schema(conn, Settings(backend="postgresql"))
+        return (await register_vps(conn, "web-1")).token
+    finally:
+        await conn.close()
+
+
+async def test_rows_batches_acks_and_streams_of_a_real_stream(
+    embedded_database: str, agent_token: str
+) -> None:
     async with command_side(
         embedded_database, max_batch_snapshots=50, agent_upload_batch_max=20
     ) as side:
-        conn = await asyncpg.connect(embedded_database)
-        try:
-            issued = await register_vps(conn, "web-1")
-        finally:
-            await conn.close()
         before = reading()
         agent = AgentConnection(side.address)
         try:
-            await agent.handshake(issued.token)
+            await agent.handshake(agent_token)
             await settled(before, {**dict.fromkeys(before, 0.0), "streams": 1})
 
             # Five batches written at once, so the writer may commit several per group.
@@ -100,22 +111,15 @@ async def test_rows_batches_acks_and_streams_of_a_real_stream(embedded_database:
         await settled(before, {**stored, "streams": 0})
 
 
-async def test_a_stream_over_its_budget_is_counted(embedded_database: str) -> None:
-    async with command_side(
-        embedded_database,
-        max_batch_snapshots=50,
-        agent_upload_batch_max=50,
-        ingest_budget_headroom=2,
-    ) as side:
-        conn = await asyncpg.connect(embedded_database)
-        try:
-            issued = await register_vps(conn, "greedy")
-        finally:
-            await conn.close()
+async def test_a_stream_over_its_budget_is_counted(
+    embedded_database: str, agent_token: str
+) -> None:
+    budget = {"max_batch_snapshots": 50, "agent_upload_batch_max": 50, "ingest_budget_headroom": 2}
+    async with command_side(embedded_database, **budget) as side:
         refused = value("vpsmon_ingest_resource_exhausted_total", reason=REFUSED_OVER_BUDGET)
         greedy = AgentConnection(side.address)
         try:
-            await greedy.handshake(issued.token)
+            await greedy.handshake(agent_token)
             # 2 snapshots/s with a 60-snapshot burst: the second batch of 50 is refused.
             clock = time.time_ns() // 1_000_000 - 60_000
             assert (await greedy.send_batch([snapshot(clock + i) for i in range(50)])).accepted
