@@ -45,6 +45,11 @@ async def test_an_sse_client_is_counted_while_connected_and_requests_by_route(
             return merged(directory, "vpsmon_sse_clients") == expected
 
         assert await clients(0)
+
+        async def caches_connected() -> bool:
+            return merged(directory, "vpsmon_latest_cache_disconnected") == 0
+
+        await wait_for(caches_connected, "both workers' caches to follow NOTIFY", timeout=10)
         path = f"/api/vps/{vps['web-1']}/metrics/stream"
         async with (
             httpx.AsyncClient(base_url=base_url, headers=headers) as client,
