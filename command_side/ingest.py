@@ -33,6 +33,7 @@ from asyncpg.pool import PoolConnectionProxy
 from command_side.repeats import insert_new_rows, is_repeated_sample, take_stored
 from projections.latest_values import update_latest
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
+from vpsmon.self_metrics import SELF_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,9 @@ class IngestWriter:
 
     async def append(self, batch: PendingBatch) -> AppendResult:
         """Wait for room in the queue, then for the batch's commit."""
-        await self._queue.put(batch)
-        return await batch.done
+        with SELF_METRICS.pending_batches.track_inprogress():
+            await self._queue.put(batch)
+            return await batch.done
 
     async def _run(self) -> None:
         while True:
@@ -181,6 +183,7 @@ class IngestWriter:
             if conn is not None:
                 await self._pool.release(conn)
         self.committed_rows += rows
+        SELF_METRICS.group_committed(rows, results)
         return results
 
     async def _commit_on(

@@ -19,6 +19,7 @@ from sanic.worker.loader import AppLoader
 from projections.maintenance import run_projection_maintenance
 from query_side.app import create_app
 from query_side.context import AppState
+from vpsmon.self_metrics import share_with_workers
 from vpsmon.settings import Settings
 from vpsmon.storage.database import database_dsn
 from vpsmon.storage.schema import upgrade_schema
@@ -56,6 +57,7 @@ async def _prepare(settings: Settings, dsn: str) -> None:
 
 
 def run(settings: Settings, workers: int) -> int:
+    share_with_workers()
     host, _, port = settings.http_listen.rpartition(":")
     with database_dsn(settings) as dsn:
         asyncio.run(_prepare(settings, dsn))

@@ -18,6 +18,7 @@ from query_side.responses import dumps, json_response
 from query_side.schemas import parse_time
 from query_side.timeseries import IntervalError, fetch_timeseries, plan_timeseries
 from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.self_metrics import SELF_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ async def stream(request: Request, vps_id: int) -> None:
     await require_vps(request, caller.user, vps_id)
     cache = state(request).cache
     queue = cache.subscribe(vps_id)
+    SELF_METRICS.sse_clients.inc()
     loop = asyncio.get_running_loop()
     try:
         response = await request.respond(
@@ -150,3 +152,4 @@ async def stream(request: Request, vps_id: int) -> None:
         logger.debug("SSE viewer of VPS %d went away", vps_id)
     finally:
         cache.unsubscribe(vps_id, queue)
+        SELF_METRICS.sse_clients.dec()
