@@ -12,6 +12,7 @@ from command_side.agent_config import agent_config_for
 from command_side.service import AgentCommunicationService, end_replaced_streams
 from command_side.stream_claims import STREAMS_CHANNEL
 from command_side.vps_commands import VPS_EVENTS_CHANNEL, vps_for_token
+from projections.vps_registry import AGENT_CONFIG_CHANGED, DECOMMISSIONED, TOKEN_ROTATED
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.settings import Settings
 from vpsmon.storage.notifications import PendingIds
@@ -39,9 +40,9 @@ async def _push_config(
 
 # What a command side does for each kind of VPS event; other kinds need nothing.
 _ACTIONS = {
-    "token_rotated": "revoke",
-    "decommissioned": "revoke",
-    "agent_config_changed": "config",
+    TOKEN_ROTATED: "revoke",
+    DECOMMISSIONED: "revoke",
+    AGENT_CONFIG_CHANGED: "config",
 }
 
 

@@ -1,7 +1,9 @@
 """`vpsmon projections rebuild`: recompute every projection from the event logs.
 
-- `vps` and `agent_tokens` are replayed from `vps_events` in place (emptying
-  `vps` would cascade into the measurements);
+- the VPS registry (`vps`, `agent_tokens`, `vps_agent_config`) is replayed
+  from `vps_events` alone into empty shadow tables, then reconciled into the
+  live ones without deleting a `vps` row that stays (emptying `vps` would
+  cascade into the measurements; see projections/registry_rebuild.py);
 - `vps_latest` is emptied and recomputed from `performance_metrics`;
 - the rollups are recomputed for everything the raw log still holds. Buckets
   older than raw retention cannot be recomputed (their raw rows are gone by
@@ -15,8 +17,8 @@ from datetime import datetime, timedelta
 
 from projections import postgres_rollups
 from projections.latest_values import announce_latest
+from projections.registry_rebuild import rebuild_vps_registry
 from projections.rollup_levels import LEVELS
-from projections.vps_registry import rebuild_vps_registry
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.types import Connection

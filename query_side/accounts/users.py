@@ -124,8 +124,9 @@ async def set_password(conn: Connection, username: str, password: str) -> int:
 
 
 async def remove_user(conn: Queryable, username: str) -> User:
-    """Delete a user: their sessions and API tokens go with them (ON DELETE CASCADE),
-    their VPSes stay, visible to admins only (ON DELETE SET NULL).
+    """Delete a user: their sessions and API tokens go with them (ON DELETE CASCADE).
+    The database refuses to delete an owner: `vpsmon user remove` first gives their
+    VPSes up by events (command_side.vps_commands.disown_vpses), in one transaction.
 
     LookupError for an unknown user.
     """

@@ -19,6 +19,7 @@ import asyncpg
 
 from command_side.vps_commands import (
     AGENT_TOKEN_PREFIX,
+    disown_vpses,
     hash_agent_token,
     list_agent_tokens,
     revoke_agent_token,
@@ -27,6 +28,7 @@ from query_side.accounts import (
     API_TOKEN_PREFIX,
     create_api_token,
     create_user,
+    find_user,
     list_api_tokens,
     list_users,
     remove_user,
@@ -118,11 +120,11 @@ async def _user_passwd(conn: asyncpg.Connection, args: argparse.Namespace) -> in
 
 async def _user_remove(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     async with conn.transaction():
-        owned: int = await conn.fetchval(
-            "SELECT count(*) FROM vps v JOIN users u ON u.id = v.owner_id"
-            " WHERE lower(u.username) = lower($1)",
-            args.name,
-        )
+        user = await find_user(conn, args.name)
+        if user is None:
+            raise CommandError(f"no user named {args.name}")
+        # Their VPSes stay, without owner: an event each, before the user goes.
+        owned = len(await disown_vpses(conn, user.id))
         try:
             removed = await remove_user(conn, args.name)
         except LookupError as error:
