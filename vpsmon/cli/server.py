@@ -9,6 +9,7 @@ import asyncpg
 
 from command_side.vps_commands import (
     UnknownVpsError,
+    change_vps_owner,
     configure_agent,
     decommission_vps,
     register_vps,
@@ -112,6 +113,19 @@ async def vps(args: argparse.Namespace) -> int:
                 print_json({"vps_id": args.vps_id, "name": name})
             else:
                 print(f"VPS {args.vps_id} renamed to {name}")
+        elif args.vps_command == "owner":
+            owner = None if args.none else await find_user(conn, args.username)
+            if owner is None and not args.none:
+                raise CommandError(f"no user named {args.username}")
+            try:
+                await change_vps_owner(conn, args.vps_id, None if owner is None else owner.id)
+            except (UnknownVpsError, ValueError) as error:
+                raise CommandError(str(error)) from error
+            owner_name = None if owner is None else owner.username
+            if args.json:
+                print_json({"vps_id": args.vps_id, "owner": owner_name})
+            else:
+                print(f"VPS {args.vps_id} owner: {owner_name or '- (admins only)'}")
         elif args.vps_command == "remove":
             try:
                 await decommission_vps(conn, args.vps_id)
