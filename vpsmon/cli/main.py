@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+# EX_TEMPFAIL: the command lost a race with another one; running it again may work.
+EXIT_RETRY = 75
 
 
 # Subcommands of the CLI contract that later work fills in.
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from vpsmon.cli import accounts as account_cli
     from vpsmon.cli import server as server_cli
     from vpsmon.cli.output import CommandError
+    from vpsmon.errors import ConcurrencyError
 
     # Long-running services run their own event loops; the rest are one-shot.
     services: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -163,3 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"vpsmon {args.command}: {error}", file=sys.stderr)
         return 1
+    except ConcurrencyError as error:
+        print(f"vpsmon {args.command}: {error}", file=sys.stderr)
+        return EXIT_RETRY
