@@ -10,14 +10,13 @@ left to prune.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from datetime import timedelta
 
 import asyncpg
 
 from command_side.maintenance import MaintenanceJob, MaintenanceRunner
+from command_side.signals import run_until_signalled
 from projections import postgres_rollups
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
@@ -85,14 +84,4 @@ async def maintain(settings: Settings, stop: asyncio.Event) -> None:
 
 def run(settings: Settings) -> int:
     """`vpsmon maintain`: until SIGTERM or SIGINT."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await maintain(settings, stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
+    return run_until_signalled(maintain, settings)

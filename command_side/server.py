@@ -11,9 +11,7 @@ another instance) and exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from command_side.ingest import IngestWriter
 from command_side.maintenance import MaintenanceRunner
 from command_side.maintenance_jobs import maintenance_jobs
 from command_side.service import AgentCommunicationService
+from command_side.signals import run_until_signalled
 from proto.options import SERVER_OPTIONS
 from proto.vpsmon.v1 import agent_pb2_grpc
 from vpsmon.settings import Settings
@@ -99,13 +98,4 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
 
 
 def run(settings: Settings) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
+    return run_until_signalled(serve, settings)
