@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from projections import postgres_rollups
+from projections import postgres_rollups, timescale_rollups
 from projections.latest_values import announce_latest
 from projections.registry_rebuild import rebuild_vps_registry
 from projections.rollup_levels import LEVELS
@@ -52,13 +52,7 @@ async def rebuild_rollups(conn: Connection, backend: Backend) -> datetime:
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
     start = LEVELS[-1].ceil(now - raw_keep)
     if backend is Backend.TIMESCALEDB:
-        for level in LEVELS:
-            await conn.execute(
-                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, NULL,"
-                " force => true)",
-                level.view,
-                start,
-            )
+        await timescale_rollups.recompute(conn, start)
         return start
     # Plain PostgreSQL: declare the whole range invalid for every VPS; the
     # refresh recomputes it exactly as it would after late rows.

@@ -3,7 +3,8 @@
 The watermark is read in one place, `rollup_watermarks`, from what each
 backend records: on plain PostgreSQL the per-level watermark that
 projections/postgres_rollups.py moves forward; on TimescaleDB the
-invalidation threshold of the level's source hypertable, which every refresh
+invalidation threshold of the source hypertable of each of the level's
+continuous aggregates (one per metric group), which every refresh
 of the level (policy job or manual) raises to the end it refreshed to, with
 or without new rows. Both mean "materialized up to here", so the lag means
 the same on both backends.
@@ -23,16 +24,20 @@ _POSTGRES_WATERMARKS = (
     " CASE WHEN isfinite(materialized_until) THEN materialized_until END AS until"
     " FROM vpsmon_rollups.watermarks"
 )
+# Each level's metric groups have continuous aggregates of their own
+# (vpsmon_rollups.rollup_relations); a level is as far as its slowest group.
 # Before the first refresh TimescaleDB keeps its minimum time (4714 BC), which
-# no client can decode: it becomes NULL.
+# no client can decode: it becomes NULL, and so does the level.
 _TIMESCALE_WATERMARKS = (
-    "SELECT c.user_view_name AS view,"
-    " CASE WHEN t.until > '1970-01-01' THEN t.until END AS until"
-    " FROM _timescaledb_catalog.continuous_agg c"
+    "SELECT r.view,"
+    " CASE WHEN bool_and(t.until > '1970-01-01') THEN min(t.until) END AS until"
+    " FROM vpsmon_rollups.rollup_relations r"
+    " JOIN _timescaledb_catalog.continuous_agg c"
+    "  ON r.relation = c.user_view_schema || '.' || c.user_view_name"
     " LEFT JOIN LATERAL (SELECT _timescaledb_functions.to_timestamp(watermark) AS until"
     "  FROM _timescaledb_catalog.continuous_aggs_invalidation_threshold"
     "  WHERE hypertable_id = c.raw_hypertable_id) t ON true"
-    " WHERE c.user_view_schema = current_schema()"
+    " GROUP BY r.view"
 )
 
 

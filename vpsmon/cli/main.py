@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     projection_commands.add_parser("rebuild", help="recompute every projection from the event logs")
     commands.add_parser("command-side", help="run the gRPC server that agents stream to")
+    commands.add_parser(
+        "maintain", help="run the background jobs alone (rollup refresh, retention)"
+    )
     commands.add_parser("agent", help="run the host agent (see `vpsmon agent --help`)")
     query_side = commands.add_parser("query-side", help="run the HTTP API and dashboard")
     query_side.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     # Long-running services run their own event loops; the rest are one-shot.
     services: dict[str, Callable[[argparse.Namespace], int]] = {
         "command-side": server_cli.command_side,
+        "maintain": server_cli.maintain,
         "query-side": server_cli.query_side,
     }
     commands: dict[str, Handler] = {

@@ -168,6 +168,12 @@ def command_side(args: argparse.Namespace) -> int:
     return run(load_settings())
 
 
+def maintain(args: argparse.Namespace) -> int:
+    from command_side.maintenance_jobs import run
+
+    return run(load_settings())
+
+
 def query_side(args: argparse.Namespace) -> int:
     from query_side.server import run
 
