@@ -1,5 +1,6 @@
-"""Shared fixtures: one throwaway embedded PostgreSQL per test session, a fresh
-database per test, and the storage backends the contract suites run against."""
+"""Fixture wiring for the whole suite: one throwaway embedded PostgreSQL per test
+session, a fresh database per test, the storage backends the contract suites run
+against, and the markers by folder. The helpers themselves live in tests/support/."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.databases import StorageServer, create_database, drop_database
-from tests.e2e.processes import kill_leftovers
-from tests.query_side.harness import Fleet, query_side, seed
-from vpsmon.storage.embedded import EmbeddedPostgres
+# The helpers' asserts report their values as the tests' own do; this must come
+# before the first import of tests.support.
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.databases import StorageServer, create_database, drop_database  # noqa: E402
+from tests.support.processes import kill_leftovers  # noqa: E402
+from tests.support.query_side import Fleet, query_side, seed  # noqa: E402
+from vpsmon.storage.embedded import EmbeddedPostgres  # noqa: E402
 
 TIMESCALE_URL_ENV = "VPSMON_TEST_TIMESCALE_URL"
 # Tiers by folder, so a new test file is marked by where it lives.
 _FOLDER_MARKS = {"e2e": "e2e", "browser": "browser", "loadtests": "slow"}
+# Helpers, not tests: nothing in tests/support/ is collected.
+collect_ignore = ["support"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,59 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
-from typing import Literal
 
 import asyncpg
 
 from query_side.accounts import authenticate_token, login
-from tests.storage.test_migrations import run_cli
-
-Stdin = bytes | Literal["tty", "devnull"]
-
-
-async def run(dsn: str, *args: str, stdin: Stdin = "devnull") -> tuple[int, str, str]:
-    """Run `vpsmon` with stdin from bytes, /dev/null or a pseudo-terminal."""
-    env = {**os.environ, "VPSMON_DATABASE_URL": dsn, "VPSMON_BACKEND": "postgresql"}
-    terminal: tuple[int, int] | None = os.openpty() if stdin == "tty" else None
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "vpsmon.cli",
-            *args,
-            env=env,
-            stdin=(
-                terminal[1]
-                if terminal is not None
-                else asyncio.subprocess.DEVNULL
-                if stdin == "devnull"
-                else asyncio.subprocess.PIPE
-            ),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate(stdin if isinstance(stdin, bytes) else None)
-    finally:
-        if terminal is not None:
-            os.close(terminal[0])
-            os.close(terminal[1])
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.support.cli import Stdin, run_cli
 
 
 async def test_user_add_with_password_on_stdin(embedded_database: str) -> None:
-    code, out, err = await run(
-        embedded_database, "user", "add", "root", "--admin", stdin=b"s3cret pass\nignored\n"
+    code, out, err = await run_cli(
+        embedded_database,
+        "user",
+        "add",
+        "root",
+        "--admin",
+        stdin=b"s3cret pass\nignored\n",
     )
     assert code == 0, err
     assert out == "user 1 created: root (admin)\n"
     assert "s3cret" not in out + err
 
-    code, out, err = await run(embedded_database, "user", "add", "alice", stdin=b"alice-pw-1\r\n")
+    code, out, err = await run_cli(
+        embedded_database, "user", "add", "alice", stdin=b"alice-pw-1\r\n"
+    )
     assert code == 0, err
     assert out == "user 2 created: alice\n"
 
@@ -71,7 +42,7 @@ async def test_user_add_with_password_on_stdin(embedded_database: str) -> None:
 async def test_user_add_generates_a_password_on_a_terminal(embedded_database: str) -> None:
     cases: list[tuple[str, Stdin]] = [("alice", "tty"), ("bob", "devnull")]
     for name, stdin in cases:
-        code, out, err = await run(embedded_database, "user", "add", name, stdin=stdin)
+        code, out, err = await run_cli(embedded_database, "user", "add", name, stdin=stdin)
         assert code == 0, err
         created, shown = out.splitlines()
         assert created.startswith("user ")
@@ -87,24 +58,28 @@ async def test_user_add_generates_a_password_on_a_terminal(embedded_database: st
 
 
 async def test_user_add_refusals(embedded_database: str) -> None:
-    code, _, err = await run(embedded_database, "user", "add", "alice", stdin=b"short\n")
+    code, _, err = await run_cli(embedded_database, "user", "add", "alice", stdin=b"short\n")
     assert code == 1
     assert "at least 8 characters" in err
-    code, _, err = await run(embedded_database, "user", "add", "bad name", stdin=b"long enough\n")
+    code, _, err = await run_cli(
+        embedded_database, "user", "add", "bad name", stdin=b"long enough\n"
+    )
     assert code == 1
     assert "1 to 64 characters" in err
-    code, _, err = await run(embedded_database, "user", "add", "alice", stdin=b"long enough\n")
+    code, _, err = await run_cli(embedded_database, "user", "add", "alice", stdin=b"long enough\n")
     assert code == 0, err
-    code, _, err = await run(embedded_database, "user", "add", "ALICE", stdin=b"long enough\n")
+    code, _, err = await run_cli(embedded_database, "user", "add", "ALICE", stdin=b"long enough\n")
     assert code == 1
     assert "user ALICE already exists" in err
     assert "Traceback" not in err
 
 
 async def test_token_create(embedded_database: str) -> None:
-    code, _, err = await run(embedded_database, "user", "add", "alice", stdin=b"long enough\n")
+    code, _, err = await run_cli(embedded_database, "user", "add", "alice", stdin=b"long enough\n")
     assert code == 0, err
-    code, out, err = await run(embedded_database, "token", "create", "alice", "--name", "grafana")
+    code, out, err = await run_cli(
+        embedded_database, "token", "create", "alice", "--name", "grafana"
+    )
     assert code == 0, err
     assert out.startswith("API token for alice (shown once): vpsa_")
     token = out.split()[-1]
@@ -117,7 +92,7 @@ async def test_token_create(embedded_database: str) -> None:
     finally:
         await conn.close()
 
-    code, _, err = await run(embedded_database, "token", "create", "nobody")
+    code, _, err = await run_cli(embedded_database, "token", "create", "nobody")
     assert code == 1
     assert "no user named nobody" in err
     assert "Traceback" not in err
@@ -125,41 +100,37 @@ async def test_token_create(embedded_database: str) -> None:
 
 async def test_vps_owners(embedded_database: str) -> None:
     # No user at all: no owner, and a note saying who will see it.
-    code, out, err = await run_cli(embedded_database, "postgresql", "vps", "add", "early", "--json")
+    code, out, err = await run_cli(embedded_database, "vps", "add", "early", "--json")
     assert code == 0, err
     assert json.loads(out)["owner"] is None
     assert "only admins will see it" in err
 
     for args, stdin in ((("alice",), b"alice-pw-1\n"), (("root", "--admin"), b"root-pw-12\n")):
-        code, _, err = await run(embedded_database, "user", "add", *args, stdin=stdin)
+        code, _, err = await run_cli(embedded_database, "user", "add", *args, stdin=stdin)
         assert code == 0, err
 
     # Default: the first admin. Explicit: the named user, in any case.
-    code, out, err = await run_cli(embedded_database, "postgresql", "vps", "add", "web-1", "--json")
+    code, out, err = await run_cli(embedded_database, "vps", "add", "web-1", "--json")
     assert code == 0, err
     assert json.loads(out)["owner"] == "root"
     assert err == ""
-    code, out, err = await run_cli(
-        embedded_database, "postgresql", "vps", "add", "web-2", "--owner", "Alice"
-    )
+    code, out, err = await run_cli(embedded_database, "vps", "add", "web-2", "--owner", "Alice")
     assert code == 0, err
     assert "(owner: alice)" in out
 
-    code, _, err = await run_cli(
-        embedded_database, "postgresql", "vps", "add", "web-3", "--owner", "nobody"
-    )
+    code, _, err = await run_cli(embedded_database, "vps", "add", "web-3", "--owner", "nobody")
     assert code == 1
     assert "no user named nobody" in err
     assert "Traceback" not in err
 
-    code, out, err = await run_cli(embedded_database, "postgresql", "vps", "list", "--json")
+    code, out, err = await run_cli(embedded_database, "vps", "list", "--json")
     assert code == 0, err
     assert [(v["name"], v["owner"]) for v in json.loads(out)] == [
         ("early", None),
         ("web-1", "root"),
         ("web-2", "alice"),
     ]
-    code, out, err = await run_cli(embedded_database, "postgresql", "vps", "list")
+    code, out, err = await run_cli(embedded_database, "vps", "list")
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == 3

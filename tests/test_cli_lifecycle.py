@@ -21,14 +21,14 @@ from query_side.accounts import (
     login,
     session_user,
 )
-from tests.command_side.harness import AgentConnection, command_side, snapshot
-from tests.test_cli_accounts import run
+from tests.support.cli import run_cli
+from tests.support.command_side import AgentConnection, command_side, snapshot
 from vpsmon.storage.backend import Backend
 
 
 @pytest.fixture
 async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
-    code, _, err = await run(embedded_database, "user", "add", "alice", stdin=b"alice-pw-1\n")
+    code, _, err = await run_cli(embedded_database, "user", "add", "alice", stdin=b"alice-pw-1\n")
     assert code == 0, err
     root = await ok_json(embedded_database, "user", "add", "root", "--admin", stdin=b"root-pw-12\n")
     assert root == {"id": 2, "username": "root", "is_admin": True, "password": None}
@@ -40,13 +40,13 @@ async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def ok_json(dsn: str, *args: str, stdin: bytes | None = None) -> Any:
-    code, out, err = await run(dsn, *args, "--json", stdin=stdin or "devnull")
+    code, out, err = await run_cli(dsn, *args, "--json", stdin=stdin or "devnull")
     assert code == 0, err
     return json.loads(out)
 
 
 async def refused(dsn: str, *args: str, message: str, stdin: bytes | None = None) -> None:
-    code, out, err = await run(dsn, *args, stdin=stdin or "devnull")
+    code, out, err = await run_cli(dsn, *args, stdin=stdin or "devnull")
     assert code == 1, out
     assert message in err, err
     assert "Traceback" not in err
@@ -65,7 +65,7 @@ async def test_user_list_passwd_remove(embedded_database: str, conn: asyncpg.Con
     assert (listed["alice"]["vps"], listed["alice"]["active_sessions"]) == (1, 1)
     assert listed["alice"]["active_api_tokens"] == 1
     assert listed["root"]["is_admin"] is True
-    code, out, err = await run(dsn, "user", "list")
+    code, out, err = await run_cli(dsn, "user", "list")
     assert code == 0, err
     assert "alice  user  vps: 1  sessions: 1  api tokens: 1" in out
 
@@ -81,7 +81,7 @@ async def test_user_list_passwd_remove(embedded_database: str, conn: asyncpg.Con
     generated = await ok_json(dsn, "user", "passwd", "alice")
     assert generated["sessions_ended"] == 1
     await login(conn, "alice", generated["password"], "10.0.0.1")
-    code, out, err = await run(dsn, "user", "passwd", "alice", stdin=b"alice-pw-3\n")
+    code, out, err = await run_cli(dsn, "user", "passwd", "alice", stdin=b"alice-pw-3\n")
     assert (code, out) == (0, "password of alice changed; 1 session(s) ended\n"), err
 
     await refused(dsn, "user", "passwd", "alice", message="at least 8 characters", stdin=b"short\n")
@@ -114,7 +114,7 @@ async def test_token_list_and_revoke(embedded_database: str, conn: asyncpg.Conne
     api_id = next(t["id"] for t in tokens if t["user"] == "alice")
     assert api_id == created["id"]
     agent_id = next(t["id"] for t in tokens if t["kind"] == "agent")
-    text = (await run(dsn, "token", "list"))[1]
+    text = (await run_cli(dsn, "token", "list"))[1]
     assert f"agent  {agent_id}  VPS {web.vps_id} (web-1)" in text
     assert f"api    {api_id}  alice  grafana" in text
     assert api_token not in json.dumps(tokens) + text
@@ -131,12 +131,12 @@ async def test_token_list_and_revoke(embedded_database: str, conn: asyncpg.Conne
     )
     await refused(dsn, "token", "revoke", unknown, message=f"no token with id {unknown}")
     # The clear-text token names itself too.
-    code, out, err = await run(dsn, "token", "revoke", other_api)
+    code, out, err = await run_cli(dsn, "token", "revoke", other_api)
     assert code == 0, err
     assert out.startswith("API token ")
     assert "of root revoked" in out
 
-    code, out, err = await run(dsn, "token", "revoke", agent_id)
+    code, out, err = await run_cli(dsn, "token", "revoke", agent_id)
     assert code == 0, err
     assert f"vpsmon vps rotate-token {web.vps_id}" in out
     assert await vps_for_token(conn, web.token) is None
@@ -185,7 +185,7 @@ async def test_vps_rename_and_remove(embedded_database: str, conn: asyncpg.Conne
     await conn.execute("UPDATE vps SET name = 'stale' WHERE id = $1", web.vps_id)
     await rebuild_projections(conn, Backend.POSTGRESQL)
     assert await conn.fetchval("SELECT name FROM vps WHERE id = $1", web.vps_id) == "frontend-1"
-    code, out, err = await run(dsn, "vps", "rename", str(web.vps_id), "frontend-2")
+    code, out, err = await run_cli(dsn, "vps", "rename", str(web.vps_id), "frontend-2")
     assert (code, out) == (0, f"VPS {web.vps_id} renamed to frontend-2\n"), err
 
     await refused(dsn, "vps", "rename", str(web.vps_id), "   ", message="1 to 200 characters")

@@ -15,8 +15,8 @@ from agent.config import AgentSettings
 from agent.runner import main, run_agent
 from agent.spool import SnapshotSpool
 from proto.vpsmon.v1 import agent_pb2
-from tests.agent.test_client import TOKEN, FakeServer, eventually
-from tests.agent.test_client import fake as fake  # the gRPC fixture, re-exported
+from tests.support.fake_command_side import TOKEN, FakeServer
+from tests.support.waiting import eventually
 
 UNREACHABLE = "127.0.0.1:1"
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from agent.spool import CORRUPT_MAX_AGE_S, CORRUPT_MAX_FILES, CORRUPT_SUFFIX, SnapshotSpool
-from tests.agent.test_spool import batch_files, make_batch
+from tests.support.spool import batch_files, make_batch
 
 
 def corrupt_all(spool: SnapshotSpool, count: int, size: int = 16) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
-from tests.command_side.harness import snapshot
-from tests.query_side.harness import Fleet
+from tests.support.command_side import snapshot
+from tests.support.query_side import Fleet
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from command_side.vps_commands import (
 )
 from proto.options import MAX_MESSAGE_BYTES
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
-from tests.command_side.harness import (
+from tests.support.command_side import (
     AgentConnection,
     RunningCommandSide,
     batch_message,
@@ -31,7 +31,7 @@ from tests.command_side.harness import (
     handshake_message,
     snapshot,
 )
-from tests.databases import login_in_role
+from tests.support.databases import login_in_role
 
 MAX_BATCH = 50
 

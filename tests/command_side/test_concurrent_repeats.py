@@ -12,7 +12,7 @@ import asyncpg
 
 from command_side.ingest import IngestWriter, PendingBatch
 from command_side.vps_commands import register_vps
-from tests.databases import StorageServer
+from tests.support.databases import StorageServer
 from vpsmon.metrics import MetricRow
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema

@@ -12,8 +12,8 @@ import pytest
 
 from command_side.vps_commands import IssuedToken, register_vps
 from proto.vpsmon.v1 import agent_pb2
-from tests.command_side.harness import AgentConnection, RunningCommandSide, command_side, snapshot
-from tests.databases import StorageServer
+from tests.support.command_side import AgentConnection, RunningCommandSide, command_side, snapshot
+from tests.support.databases import StorageServer
 
 
 @pytest.fixture

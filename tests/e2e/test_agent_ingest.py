@@ -4,25 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import asyncpg
-
-from tests.e2e.fleet import (
+from tests.support.fleet import (
     AgentProcess,
     SyntheticAgent,
     assert_exactly_once,
+    committed_batches,
     register,
-    wait_for,
 )
-from tests.e2e.processes import CommandSideProcess
-
-
-async def committed_batches(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        count: int = await conn.fetchval("SELECT count(*) FROM ingested_batches")
-        return count
-    finally:
-        await conn.close()
+from tests.support.processes import CommandSideProcess
+from tests.support.waiting import eventually
 
 
 async def test_agent_process_snapshots_land_exactly_once(
@@ -38,7 +28,7 @@ async def test_agent_process_snapshots_land_exactly_once(
         async def five_batches() -> bool:
             return await committed_batches(embedded_database) >= 5
 
-        await wait_for(five_batches, "five committed batches from the agent")
+        await eventually(five_batches, "five committed batches from the agent", timeout=60)
     finally:
         assert await agent.stop() == 0, agent.output()
         assert await side.stop() == 0, side.output()
@@ -65,20 +55,22 @@ async def test_kill_9_of_the_command_side_mid_stream(
     async def some_committed() -> bool:
         return await committed_batches(embedded_database) >= 20
 
-    await wait_for(some_committed, "batches before the crash")
+    await eventually(some_committed, "batches before the crash", timeout=60)
     await side.kill()
 
     async def spools_growing() -> bool:
         return all(len(loader.spool) >= 5 for loader in loaders)
 
-    await wait_for(spools_growing, "batches to pile up in the spools while the server is down")
+    await eventually(
+        spools_growing, "batches to pile up in the spools while the server is down", timeout=60
+    )
     await side.start()
     before = await committed_batches(embedded_database)
 
     async def progressing() -> bool:
         return await committed_batches(embedded_database) >= before + 20
 
-    await wait_for(progressing, "ingest to resume after the restart")
+    await eventually(progressing, "ingest to resume after the restart", timeout=60)
     for loader in loaders:
         await loader.drain_and_stop()
     assert await agent.stop() == 0
@@ -103,7 +95,7 @@ async def test_agent_restarted_with_unacked_batches_in_its_spool(
     async def three_spooled() -> bool:
         return agent.spooled_files() >= 3
 
-    await wait_for(three_spooled, "unacked batches in the agent's spool")
+    await eventually(three_spooled, "unacked batches in the agent's spool", timeout=60)
     assert await agent.stop() == 0
     left = agent.spooled_files()
     assert left >= 3
@@ -113,7 +105,7 @@ async def test_agent_restarted_with_unacked_batches_in_its_spool(
     async def spool_drained() -> bool:
         return agent.spooled_files() == 0 and await committed_batches(embedded_database) > left
 
-    await wait_for(spool_drained, "the restarted agent to deliver its spool")
+    await eventually(spool_drained, "the restarted agent to deliver its spool", timeout=60)
     assert await agent.stop() == 0
     assert await side.stop() == 0
     await assert_exactly_once(embedded_database, {vps.vps_id: agent.ledger()})
@@ -133,20 +125,20 @@ async def test_command_side_down_for_a_while_then_back(
     async def flowing() -> bool:
         return await committed_batches(embedded_database) >= 10
 
-    await wait_for(flowing, "ingest to flow")
+    await eventually(flowing, "ingest to flow", timeout=60)
     assert await side.stop() == 0  # graceful: in-flight batches are acked first
 
     async def outage_backlog() -> bool:
         return agent.spooled_files() >= 3 and len(loader.spool) >= 20
 
-    await wait_for(outage_backlog, "a backlog during the outage")
+    await eventually(outage_backlog, "a backlog during the outage", timeout=60)
     await side.start()
     await loader.drain_and_stop()
 
     async def agent_drained() -> bool:
         return agent.spooled_files() == 0
 
-    await wait_for(agent_drained, "the agent's backlog to land")
+    await eventually(agent_drained, "the agent's backlog to land", timeout=60)
     assert await agent.stop() == 0
     assert await side.stop() == 0
     await assert_exactly_once(

@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import tempfile
 from pathlib import Path
 
 import asyncpg
 
-from tests.databases import create_database
-from tests.e2e.fleet import AgentProcess, SyntheticAgent, assert_exactly_once, register, wait_for
-from tests.e2e.processes import CommandSideProcess
-from tests.e2e.test_agent_ingest import committed_batches
-
-
-class ClusterProcess:
-    """The embedded cluster run by a process of its own.
-
-    Starting PostgreSQL forks, and forking this test process while it runs
-    gRPC clients can crash the child, so another process owns the cluster.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> str:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "vpsmon.storage.embedded",
-            str(self.data_dir),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
-        return line.decode().strip()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            await asyncio.wait_for(self.process.wait(), 60)
+from tests.support.databases import create_database
+from tests.support.fleet import (
+    AgentProcess,
+    SyntheticAgent,
+    assert_exactly_once,
+    committed_batches,
+    register,
+)
+from tests.support.processes import ClusterProcess, CommandSideProcess
+from tests.support.waiting import eventually
 
 
 async def test_postgresql_restart_under_load(tmp_path: Path) -> None:
@@ -68,21 +40,21 @@ async def test_postgresql_restart_under_load(tmp_path: Path) -> None:
         async def under_load() -> bool:
             return await committed_batches(dsn) >= 30
 
-        await wait_for(under_load, "ingest under load")
+        await eventually(under_load, "ingest under load", timeout=60)
         await server.stop()
         assert not await _reachable(dsn)
 
         async def backlog() -> bool:
             return all(len(loader.spool) >= 5 for loader in loaders)
 
-        await wait_for(backlog, "a backlog while PostgreSQL is down")
+        await eventually(backlog, "a backlog while PostgreSQL is down", timeout=60)
         assert await server.start() == server_dsn
         before = await committed_batches(dsn)
 
         async def resumed() -> bool:
             return await committed_batches(dsn) >= before + 30
 
-        await wait_for(resumed, "ingest to resume after the restart")
+        await eventually(resumed, "ingest to resume after the restart", timeout=60)
         for loader in loaders:
             await loader.drain_and_stop()
         assert await agent.stop() == 0

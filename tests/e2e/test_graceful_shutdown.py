@@ -11,9 +11,9 @@ import asyncpg
 import grpc
 
 from proto.vpsmon.v1 import agent_pb2
-from tests.command_side.harness import AgentConnection, batch_message, snapshot
-from tests.e2e.fleet import register
-from tests.e2e.processes import CommandSideProcess
+from tests.support.command_side import AgentConnection, batch_message, snapshot
+from tests.support.fleet import register
+from tests.support.processes import CommandSideProcess
 
 
 async def test_sigterm_acks_every_committed_batch_then_ends_streams(

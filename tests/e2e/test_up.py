@@ -16,8 +16,7 @@ import asyncpg
 import httpx
 import psutil
 
-from tests.command_side.harness import free_port
-from tests.e2e.processes import ROOT
+from tests.support.processes import ROOT, free_port
 
 
 def processes_using(marker: str) -> list[psutil.Process]:

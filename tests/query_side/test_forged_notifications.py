@@ -13,10 +13,10 @@ import httpx
 import psutil
 
 from projections.latest_values import LATEST_CHANNEL
-from tests.command_side.harness import snapshot
-from tests.databases import login_in_role
-from tests.e2e.fleet import wait_for
-from tests.query_side.harness import Fleet, query_side, seed
+from tests.support.command_side import snapshot
+from tests.support.databases import login_in_role
+from tests.support.query_side import Fleet, query_side, seed
+from tests.support.waiting import eventually
 
 # Distinct VPS ids that do not exist; one payload per slice.
 FORGED_IDS = range(1_000_000, 1_120_000)
@@ -81,7 +81,7 @@ async def test_forged_notifications_change_nothing_and_cost_no_memory(
         async with fleet.client("alice") as client:
             first = time.time_ns() // 1_000_000
             await fleet.ingest("web-1", [snapshot(first, cpu=12.5)])
-            await wait_for(lambda: shows(client, first), "the first true value")
+            await eventually(lambda: shows(client, first), "the first true value", timeout=60)
             memory_before = _rss_bytes(port)
 
             forger = await asyncpg.connect(forger_dsn)
@@ -100,7 +100,9 @@ async def test_forged_notifications_change_nothing_and_cost_no_memory(
             # shows, the cache has seen them all.
             sentinel = time.time_ns() // 1_000_000
             await fleet.ingest("web-1", [snapshot(sentinel, cpu=33.3)])
-            await wait_for(lambda: shows(client, sentinel), "the true value after the forgeries")
+            await eventually(
+                lambda: shows(client, sentinel), "the true value after the forgeries", timeout=60
+            )
 
             latest = (await client.get(web1)).json()
             assert latest["cpu_usage_percent"] == 33.3

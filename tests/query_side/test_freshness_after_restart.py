@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.command_side.harness import deliver, snapshot
-from tests.databases import create_database
-from tests.e2e.test_database_restart import ClusterProcess
-from tests.query_side.harness import event_stream, query_side, seed
+from tests.support.command_side import deliver, snapshot
+from tests.support.databases import create_database
+from tests.support.processes import ClusterProcess
+from tests.support.query_side import event_stream, query_side, seed
 
 
 async def send(dsn: str, agent_token: str, cpu: float) -> int:

@@ -15,8 +15,8 @@ from query_side.accounts import create_api_token, create_user, remove_user, revo
 from query_side.accounts import set_password as change_password
 from query_side.accounts.throttling import FREE_FAILURES_PER_PAIR
 from query_side.routes.metrics import CREDENTIAL_RECHECK_SECONDS
-from tests.databases import create_database, drop_database
-from tests.query_side.harness import Fleet, event_stream, query_side, seed
+from tests.support.databases import create_database, drop_database
+from tests.support.query_side import Fleet, event_stream, query_side, seed
 
 API_CSP = "default-src 'none'"
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import schemathesis
 
-from tests.command_side.harness import snapshot
-from tests.query_side.harness import Fleet
+from tests.support.command_side import snapshot
+from tests.support.query_side import Fleet
 
 # Generated cases per operation in the fuzzing phase (the examples and coverage phases
 # add a few of their own); deterministic, so a run is reproducible.

@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 
 from projections import postgres_rollups
-from tests.command_side.harness import AgentConnection, command_side, snapshot
-from tests.query_side.harness import Fleet
-from tests.storage.test_migrations import run_cli
+from tests.support.cli import run_cli
+from tests.support.command_side import AgentConnection, command_side, snapshot
+from tests.support.query_side import Fleet
 
 
 async def ingest_history(fleet: Fleet) -> None:
@@ -81,7 +81,7 @@ async def test_rebuild_repairs_projections_and_keeps_responses(fleet: Fleet) -> 
         await conn.execute("DELETE FROM agent_tokens")
         damaged = await api_snapshot(fleet, end)
         assert damaged != before
-        code, out, err = await run_cli(fleet.dsn, "postgresql", "projections", "rebuild")
+        code, out, err = await run_cli(fleet.dsn, "projections", "rebuild")
         assert code == 0, err
         assert "replayed" in out
 

@@ -22,9 +22,9 @@ from query_side.timeseries import (
     fetch_timeseries,
     plan_timeseries,
 )
-from tests.databases import StorageServer, create_database, drop_database
-from tests.storage.dataset import expected_rollup, floor_to, one_second_samples, sample
-from tests.storage.store import Store, migrated_store
+from tests.support.databases import StorageServer, create_database, drop_database
+from tests.support.dataset import expected_rollup, floor_to, one_second_samples, sample
+from tests.support.rollups import Store, migrated_store
 from vpsmon.metrics import METRICS
 from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.databases import create_database, drop_database
-from tests.query_side.harness import query_side, seed
+from tests.support.databases import create_database, drop_database
+from tests.support.query_side import query_side, seed
 
 
 async def test_built_ui_is_served_with_spa_fallback(

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from tests.databases import StorageServer, as_login, create_database, drop_database
-from tests.storage.test_migrations import run_cli
+from tests.support.cli import run_cli
+from tests.support.databases import StorageServer, as_login, create_database, drop_database
 from vpsmon.storage.dsn import with_database
 
 
@@ -39,7 +39,7 @@ async def brand_new_database(storage_server: StorageServer) -> AsyncIterator[str
 async def test_auto_detection_on_a_brand_new_database(
     storage_server: StorageServer, brand_new_database: str
 ) -> None:
-    code, out, err = await run_cli(brand_new_database, "auto", "migrate")
+    code, out, err = await run_cli(brand_new_database, "migrate", backend="auto")
     assert code == 0, err
     first = out.splitlines()[0]
     if storage_server.backend == "timescaledb":
@@ -50,7 +50,7 @@ async def test_auto_detection_on_a_brand_new_database(
         assert first == (
             "backend: postgresql (the timescaledb extension is not installed on the server)"
         )
-    code, out, _ = await run_cli(brand_new_database, "auto", "migrate")
+    code, out, _ = await run_cli(brand_new_database, "migrate", backend="auto")
     assert code == 0
     assert out.splitlines()[0] == (
         f"backend: {storage_server.backend} (recorded when the database was first migrated)"
@@ -76,7 +76,7 @@ async def test_a_role_that_may_not_create_the_extension_is_told_the_statement(
         finally:
             await schema_admin.close()
         dsn = as_login(storage_server.dsn, owner, "pw", database)
-        code, _, err = await run_cli(dsn, "auto", "migrate")
+        code, _, err = await run_cli(dsn, "migrate", backend="auto")
         assert code == 1
         assert "may not create the extension" in err
         assert "run CREATE EXTENSION timescaledb; (as a superuser" in err
@@ -84,7 +84,7 @@ async def test_a_role_that_may_not_create_the_extension_is_told_the_statement(
         assert "VPSMON_BACKEND=postgresql" in err
         # Plain PostgreSQL chosen on purpose, by a role that could now create it.
         await admin.execute(f"GRANT CREATE ON DATABASE {database} TO {owner}")
-        code, out, err = await run_cli(dsn, "postgresql", "migrate")
+        code, out, err = await run_cli(dsn, "migrate", backend="postgresql")
         assert code == 0, err
         assert out.startswith("backend: postgresql (plain PostgreSQL was chosen)")
         assert not await _has_extension(dsn)
@@ -99,10 +99,10 @@ async def test_a_plain_database_on_a_timescaledb_server_is_warned_about(
 ) -> None:
     if storage_server.backend != "timescaledb":
         pytest.skip("the warning is about a server that offers TimescaleDB")
-    code, _, err = await run_cli(brand_new_database, "postgresql", "migrate")
+    code, _, err = await run_cli(brand_new_database, "migrate", backend="postgresql")
     assert code == 0, err
     assert not await _has_extension(brand_new_database)
-    code, out, err = await run_cli(brand_new_database, "auto", "migrate")
+    code, out, err = await run_cli(brand_new_database, "migrate", backend="auto")
     assert code == 0, err
     assert out.startswith("backend: postgresql (recorded when the database was first migrated)")
     assert "this server offers TimescaleDB, but the database uses plain PostgreSQL" in err

@@ -8,9 +8,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.databases import StorageServer
-from tests.storage.roles import login_role
-from tests.storage.store import migrated_store
+from tests.support.databases import StorageServer, login_role
+from tests.support.rollups import migrated_store
 from vpsmon.settings import Settings
 from vpsmon.storage.migrations import (
     MigrationError,

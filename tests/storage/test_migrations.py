@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.databases import StorageServer
+from tests.support.cli import run_cli
+from tests.support.databases import StorageServer
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.migrations import MigrationError, load_migrations, migrate, migrations_dir
 
@@ -41,22 +40,6 @@ async def fingerprint(dsn: str) -> list[tuple[object, ...]]:
         await conn.close()
 
 
-async def run_cli(dsn: str, backend: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "VPSMON_DATABASE_URL": dsn, "VPSMON_BACKEND": backend}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "vpsmon.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 def all_versions() -> list[int]:
     return [m.version for m in load_migrations(Backend.POSTGRESQL)]
 
@@ -72,13 +55,13 @@ async def applied_versions(dsn: str) -> list[int]:
 async def test_migrate_twice_in_a_row_is_a_no_op(
     storage_server: StorageServer, fresh_database: str
 ) -> None:
-    code, out, err = await run_cli(fresh_database, storage_server.backend, "migrate")
+    code, out, err = await run_cli(fresh_database, "migrate", backend=storage_server.backend)
     assert code == 0, err
     assert f"backend: {storage_server.name}" in out
     assert "applied 0001_core.sql" in out
     first = await fingerprint(fresh_database)
 
-    code, out, err = await run_cli(fresh_database, storage_server.backend, "migrate")
+    code, out, err = await run_cli(fresh_database, "migrate", backend=storage_server.backend)
     assert code == 0, err
     assert "0 applied now" in out
     assert await fingerprint(fresh_database) == first
@@ -89,7 +72,7 @@ async def test_concurrent_migrations_leave_one_schema(
     storage_server: StorageServer, fresh_database: str, embedded_database: str
 ) -> None:
     results = await asyncio.gather(
-        *(run_cli(fresh_database, storage_server.backend, "migrate") for _ in range(3))
+        *(run_cli(fresh_database, "migrate", backend=storage_server.backend) for _ in range(3))
     )
     assert [code for code, _, _ in results] == [0, 0, 0], [err for _, _, err in results]
     applied_now = sorted(out.count("applied 0") for _, out, _ in results)
@@ -98,7 +81,7 @@ async def test_concurrent_migrations_leave_one_schema(
 
     # The same schema as one sequential run produces.
     if storage_server.name == "postgresql":
-        code, _, err = await run_cli(embedded_database, "postgresql", "migrate")
+        code, _, err = await run_cli(embedded_database, "migrate")
         assert code == 0, err
         assert await fingerprint(fresh_database) == await fingerprint(embedded_database)
 
@@ -120,14 +103,14 @@ async def test_an_edited_applied_migration_is_refused_by_name(
 
 
 async def test_cli_refuses_a_migration_whose_checksum_differs(embedded_database: str) -> None:
-    code, _, err = await run_cli(embedded_database, "postgresql", "migrate")
+    code, _, err = await run_cli(embedded_database, "migrate")
     assert code == 0, err
     conn = await asyncpg.connect(embedded_database)
     try:
         await conn.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 2")
     finally:
         await conn.close()
-    code, _, err = await run_cli(embedded_database, "postgresql", "migrate")
+    code, _, err = await run_cli(embedded_database, "migrate")
     assert code == 1
     assert "0002_rollups.postgresql.sql was edited after it was applied" in err
     assert "Traceback" not in err
@@ -148,7 +131,7 @@ async def test_a_badly_named_migration_file_is_refused(
 
 
 async def test_timescaledb_requested_without_it_is_a_clear_error(embedded_database: str) -> None:
-    code, _, err = await run_cli(embedded_database, "timescaledb", "migrate")
+    code, _, err = await run_cli(embedded_database, "migrate", backend="timescaledb")
     assert code == 1
     assert "VPSMON_BACKEND=timescaledb" in err
     assert "Traceback" not in err

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from command_side.vps_commands import register_vps
-from tests.databases import StorageServer
-from tests.storage.store import VIEWS, Store, migrated_store
+from tests.support.databases import StorageServer
+from tests.support.rollups import VIEWS, Store, migrated_store
 from vpsmon.settings import Settings
 
 

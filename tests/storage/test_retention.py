@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from command_side.vps_commands import register_vps
-from tests.databases import StorageServer
-from tests.storage.dataset import one_second_samples
-from tests.storage.store import VIEWS, Store, assert_view_matches, migrated_store
+from tests.support.databases import StorageServer
+from tests.support.dataset import one_second_samples
+from tests.support.rollups import VIEWS, Store, assert_view_matches, migrated_store
 from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import RetentionSettings, Settings
 from vpsmon.storage.backend import Backend

@@ -19,11 +19,10 @@ from command_side.maintenance_jobs import maintenance_jobs, prune_ingested_batch
 from command_side.vps_commands import configure_agent, register_vps, rotate_agent_token
 from projections import postgres_rollups
 from query_side.accounts import create_api_token, create_user
-from tests.command_side.harness import AgentConnection, command_side, snapshot
-from tests.databases import StorageServer
-from tests.query_side.harness import query_side
-from tests.storage.roles import login_role
-from tests.storage.store import migrated_store
+from tests.support.command_side import AgentConnection, command_side, snapshot
+from tests.support.databases import StorageServer, login_role
+from tests.support.query_side import query_side
+from tests.support.rollups import migrated_store
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend

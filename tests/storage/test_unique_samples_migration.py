@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from projections.rollups import refresh_rollups
-from tests.databases import StorageServer
+from tests.support.databases import StorageServer
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
 from vpsmon.settings import RetentionSettings
 from vpsmon.storage.backend import Backend

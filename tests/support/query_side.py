@@ -17,8 +17,8 @@ import httpx
 from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
 from query_side.accounts import create_api_token, create_user
-from tests.command_side.harness import deliver, free_port
-from tests.e2e.processes import VpsmonProcess
+from tests.support.command_side import deliver
+from tests.support.processes import VpsmonProcess, free_port
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
 

@@ -8,7 +8,6 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,22 +17,13 @@ from agent.client import AgentClient, Backoff
 from agent.spool import SUFFIX, SnapshotSpool
 from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
-from tests.command_side.harness import snapshot
-from tests.e2e.processes import VpsmonProcess
+from tests.support.command_side import snapshot
+from tests.support.processes import VpsmonProcess
+from tests.support.waiting import eventually
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
 
 SPOOLED = re.compile(r"spool: added batch (\S+) with (\d+) snapshots")
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -115,10 +105,19 @@ class SyntheticAgent:
         async def spool_empty() -> bool:
             return len(self.spool) == 0
 
-        await wait_for(spool_empty, "the synthetic agent's spool to drain", timeout)
+        await eventually(spool_empty, "the synthetic agent's spool to drain", timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def committed_batches(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM ingested_batches")
+        return count
+    finally:
+        await conn.close()
 
 
 async def assert_exactly_once(dsn: str, ledgers: dict[int, Ledger]) -> None:

@@ -1,15 +1,18 @@
-"""Throwaway databases on a test PostgreSQL server."""
+"""Throwaway databases and login roles on a test PostgreSQL server."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from vpsmon.settings import BackendChoice
-from vpsmon.storage.dsn import database_name, with_database
+from vpsmon.storage.dsn import database_name, with_database, with_login
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,22 @@ def as_login(dsn: str, user: str, password: str, database: str | None = None) ->
     host = parts.netloc.rpartition("@")[2]
     url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
     return url if database is None else with_database(url, database)
+
+
+@asynccontextmanager
+async def login_role(owner_dsn: str, group: str | None) -> AsyncIterator[str]:
+    """A DSN for a new login role with a password, a member of ``group`` (or of none),
+    dropped afterwards."""
+    name = f"vpsmon_test_{secrets.token_hex(6)}"
+    password = secrets.token_urlsafe(16)
+    member = f" IN ROLE {group}" if group else ""
+    conn = await asyncpg.connect(owner_dsn)
+    try:
+        await conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'{member}")
+        yield with_login(owner_dsn, name, password)
+    finally:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
+        )
+        await conn.execute(f"DROP ROLE {name}")
+        await conn.close()

@@ -1,4 +1,5 @@
-"""Real vpsmon processes for end-to-end tests: start, stop gracefully, kill -9."""
+"""Real processes for the tests: vpsmon commands (start, stop gracefully, kill -9), an
+embedded cluster in a process of its own, and free ports to give them."""
 
 from __future__ import annotations
 
@@ -6,12 +7,33 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 
-from tests.command_side.harness import free_port, wait_for_port
-
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
 
 
 _started: list[VpsmonProcess] = []
@@ -103,3 +125,35 @@ class CommandSideProcess(VpsmonProcess):
             await wait_for_port(self.port)
         except OSError:
             raise AssertionError(f"command side did not start:\n{self.output()}") from None
+
+
+class ClusterProcess:
+    """The embedded cluster run by a process of its own.
+
+    Starting PostgreSQL forks, and forking this test process while it runs
+    gRPC clients can crash the child, so another process owns the cluster.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> str:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "vpsmon.storage.embedded",
+            str(self.data_dir),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        return line.decode().strip()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            await asyncio.wait_for(self.process.wait(), 60)

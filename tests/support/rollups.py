@@ -11,7 +11,7 @@ from decimal import Decimal
 import asyncpg
 
 from projections.rollups import enforce_retention, refresh_rollups
-from tests.storage.dataset import expected_rollup
+from tests.support.dataset import expected_rollup
 from vpsmon.metrics import METRIC_COLUMNS, METRICS
 from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings
