@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 from bench_common import HOST, BenchError, Figure, RawHttp, Setup, percentile
-from bench_ingest import AgentStream, snapshot
+
+from tests.support.synthetic_agent import SyntheticAgent, snapshot
 
 
 async def phase_freshness(
@@ -26,8 +27,8 @@ async def phase_freshness(
     sse_ms: list[float] = []
     sql_ms: list[float] = []
     poll = args.poll_ms / 1000
-    stream = AgentStream(address, token)
-    await stream.open()
+    stream = SyntheticAgent(address)
+    await stream.open(token)
     conn = await asyncpg.connect(setup.dsn)
     raw = RawHttp(http_port, setup.api_token)
     try:
@@ -52,7 +53,7 @@ async def phase_freshness(
                 total = args.repeats * args.freshness_samples
                 for _ in range(total):
                     ts = int(time.time() * 1000)
-                    future = await stream.send([snapshot(ts)])
+                    future = await stream.submit([snapshot(ts)])
                     acked, _ack = await asyncio.wait_for(future, 30)
                     expected = datetime.fromtimestamp(ts / 1000, UTC)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import grpc
 from bench_common import BenchError, Figure, Setup, percentile
-from bench_ingest import BACKLOG_MS, AgentStream, snapshot
 
 from proto.vpsmon.v1 import agent_pb2
+from tests.support.synthetic_agent import BACKLOG_MS, StreamEnded, SyntheticAgent, snapshot
 
 GREEDY_BATCH = 1000
 GREEDY_IN_FLIGHT = 16
@@ -31,16 +31,16 @@ class GreedyTally:
 
 async def _polite(address: str, agents: list[tuple[int, str]], seconds: float) -> list[float]:
     """Ack latencies (ms) of agents that each send a 1-snapshot batch every second."""
-    streams = [AgentStream(address, token) for _, token in agents]
-    await asyncio.gather(*(s.open() for s in streams))
+    streams = [SyntheticAgent(address) for _ in agents]
+    await asyncio.gather(*(s.open(token) for s, (_, token) in zip(streams, agents, strict=True)))
     latencies: list[float] = []
 
-    async def one(stream: AgentStream, offset: float) -> None:
+    async def one(stream: SyntheticAgent, offset: float) -> None:
         await asyncio.sleep(offset)  # spread the fleet over the second, as real agents are
         stop_at = time.perf_counter() + seconds
         while time.perf_counter() < stop_at:
             sent = time.perf_counter()
-            future = await stream.send([snapshot(time.time_ns() // 1_000_000)])
+            future = await stream.submit([snapshot(time.time_ns() // 1_000_000)])
             acked, ack = await asyncio.wait_for(future, 60)
             if ack.accepted != 1:
                 raise BenchError(f"a polite agent's snapshot was not stored: {ack}")
@@ -60,10 +60,10 @@ async def _greedy(
     """Until ``stop``: saturate the stream; on any end, reconnect at once. (Not
     until cancelled: gRPC turns a cancellation mid-call into a CANCELLED error.)"""
     while not stop.is_set():
-        stream = AgentStream(address, token)
+        stream = SyntheticAgent(address)
         tally.streams += 1
         try:
-            await stream.open()
+            await stream.open(token)
             slots = asyncio.Semaphore(GREEDY_IN_FLIGHT)
 
             async def counted(
@@ -80,10 +80,10 @@ async def _greedy(
                 await slots.acquire()
                 batch = [snapshot(clock[0] + i) for i in range(GREEDY_BATCH)]
                 clock[0] += GREEDY_BATCH
-                task = asyncio.ensure_future(counted(await stream.send(batch)))
+                task = asyncio.ensure_future(counted(await stream.submit(batch)))
                 # A stream the server ends fails its futures: expected here.
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        except (grpc.aio.AioRpcError, BenchError, asyncio.InvalidStateError) as error:
+        except (grpc.aio.AioRpcError, StreamEnded, asyncio.InvalidStateError) as error:
             code = error.code().name if isinstance(error, grpc.aio.AioRpcError) else "ended"
             tally.refusals[code] = tally.refusals.get(code, 0) + 1
         finally:

@@ -5,122 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import random
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import grpc
 from bench_common import BenchError, Figure, Setup, percentile
 
-from proto.options import CLIENT_CHANNEL_OPTIONS
-from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from proto.vpsmon.v1 import agent_pb2
+from tests.support.synthetic_agent import BACKLOG_MS, StreamEnded, SyntheticAgent, snapshot
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
-
-BACKLOG_MS = 24 * 3600 * 1000  # ingest timestamps start a day back, 1 ms apart per VPS
-
-
-def snapshot(timestamp_ms: int) -> agent_pb2.PerformanceSnapshot:
-    return agent_pb2.PerformanceSnapshot(
-        timestamp_unix_ms=timestamp_ms,
-        cpu_overall_usage_percent=12.5,
-        memory_usage_bytes=1 << 30,
-        memory_total_bytes=4 << 30,
-        disk_total_io_read_bytes_per_sec=10,
-        disk_total_io_write_bytes_per_sec=20,
-        network_interfaces=[
-            agent_pb2.NetworkInterfaceStats(
-                interface_name="eth0", rx_bytes_per_sec=1000, tx_bytes_per_sec=2000
-            )
-        ],
-    )
-
-
-class AgentStream:
-    """One EstablishCommunicationStream; acks are matched to batches by batch_id."""
-
-    def __init__(self, address: str, token: str) -> None:
-        self.token = token
-        self.channel = grpc.aio.insecure_channel(address, options=CLIENT_CHANNEL_OPTIONS)
-        stub = agent_pb2_grpc.AgentCommunicationServiceStub(self.channel)
-        self.call = stub.EstablishCommunicationStream()
-        self.waiting: dict[str, asyncio.Future[tuple[float, agent_pb2.BatchAck]]] = {}
-        self._reader: asyncio.Task[None] | None = None
-
-    async def open(self) -> None:
-        await self.call.write(
-            agent_pb2.MessageToServer(
-                agent_handshake=agent_pb2.AgentHandshake(
-                    agent_token=self.token, agent_version="bench", hostname="bench", os="Linux"
-                )
-            )
-        )
-        while True:
-            reply = await asyncio.wait_for(self.call.read(), 30)
-            if not isinstance(reply, agent_pb2.MessageToAgent):
-                raise BenchError("the command side closed the stream during the handshake")
-            if reply.WhichOneof("payload") == "handshake_ack":
-                break
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                reply = await self.call.read()
-                if not isinstance(reply, agent_pb2.MessageToAgent):
-                    break
-                if reply.WhichOneof("payload") == "batch_ack":
-                    future = self.waiting.pop(reply.batch_ack.batch_id, None)
-                    if future is not None and not future.done():
-                        future.set_result((time.perf_counter(), reply.batch_ack))
-        except (grpc.aio.AioRpcError, asyncio.CancelledError):
-            pass
-        finally:
-            for future in self.waiting.values():
-                if not future.done():
-                    future.set_exception(BenchError("stream ended before the ack"))
-
-    async def send(
-        self, snapshots: Sequence[agent_pb2.PerformanceSnapshot]
-    ) -> asyncio.Future[tuple[float, agent_pb2.BatchAck]]:
-        batch_id = str(uuid.uuid4())
-        future: asyncio.Future[tuple[float, agent_pb2.BatchAck]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.waiting[batch_id] = future
-        try:
-            await self.call.write(
-                agent_pb2.MessageToServer(
-                    performance_batch=agent_pb2.PerformanceSnapshotBatch(
-                        batch_id=batch_id, snapshots=snapshots
-                    )
-                )
-            )
-        except BaseException:
-            self.waiting.pop(batch_id, None)
-            if future.done():
-                future.exception()  # the stream ended first; nobody will await it
-            else:
-                future.cancel()
-            raise
-        return future
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.call.done_writing()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        self.call.cancel()
-        await self.channel.close()
 
 
 @dataclass
@@ -144,14 +42,14 @@ async def ingest_once(
     """Closed loop (rate 0: each agent keeps `in_flight` batches outstanding) or
     open loop (`rate` snapshots/s offered in all, evenly spread; latency is from
     the scheduled send time, so a stalled sender counts against the server)."""
-    streams = [AgentStream(address, token) for _, token in agents]
-    await asyncio.gather(*(s.open() for s in streams))
+    streams = [SyntheticAgent(address) for _ in agents]
+    await asyncio.gather(*(s.open(token) for s, (_, token) in zip(streams, agents, strict=True)))
     acks: list[float] = []
     accepted = 0
     failures = 0
     stop_at = time.perf_counter() + seconds
 
-    async def one(stream: AgentStream, vps_id: int) -> None:
+    async def one(stream: SyntheticAgent, vps_id: int) -> None:
         nonlocal accepted, failures
         # One template batch per agent; only the timestamps change (cheap on upb).
         template = [snapshot(0) for _ in range(batch)]
@@ -168,7 +66,7 @@ async def ingest_once(
                 accepted += ack.accepted
                 if ack.rejected or ack.duplicate:
                     failures += 1
-            except (BenchError, TimeoutError):
+            except (StreamEnded, TimeoutError):
                 failures += 1
             finally:
                 slots.release()
@@ -185,7 +83,7 @@ async def ingest_once(
             clocks[vps_id] = base + batch
             sent = scheduled if period else time.perf_counter()
             scheduled += period
-            future = await stream.send(template)
+            future = await stream.submit(template)
             task = asyncio.create_task(wait_ack(sent, future))
             pending.add(task)
             task.add_done_callback(pending.discard)

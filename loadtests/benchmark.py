@@ -76,6 +76,7 @@ from bench_queries import phase_queries, seed_history
 
 from command_side.vps_commands import register_vps
 from query_side.accounts import create_api_token, create_user
+from tests.support.synthetic_agent import StreamEnded
 
 
 async def prepare(dsn: str, env: dict[str, str], work: Path, args: argparse.Namespace) -> Setup:
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _defaults(args)
         return run(args, work, children)
-    except BenchError as error:
+    except (BenchError, StreamEnded) as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Interrupted):

@@ -40,7 +40,6 @@ import queue
 import random
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +57,12 @@ from locust.env import Environment
 
 from proto.options import CLIENT_CHANNEL_OPTIONS
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from tests.support.synthetic_agent import (
+    BACKLOG_MS,
+    batch_message,
+    handshake_message,
+    random_snapshot,
+)
 
 grpc.experimental.gevent.init_gevent()
 
@@ -72,10 +77,9 @@ REQUEST_TYPE = "grpc"
 BATCH_ACK = "batch_ack"
 HANDSHAKE = "handshake"
 
-# Snapshots are 1 ms apart per VPS, starting a day back (an agent replaying
-# its spool): far inside raw retention, and even 50,000 snapshots/s for the
-# harness's 10-minute maximum only advance a VPS's clock by about 8 hours.
-BACKLOG_MS = 24 * 3600 * 1000
+# Snapshots are 1 ms apart per VPS, starting BACKLOG_MS (a day) back: even
+# 50,000 snapshots/s for the harness's 10-minute maximum only advance a VPS's
+# clock by about 8 hours.
 # After a failed handshake, wait this long before the next attempt.
 RECONNECT_DELAY_SECONDS = 1.0
 # How long a stopping user waits for the ack of a batch it already sent.
@@ -175,8 +179,9 @@ class AckTimeoutError(Exception):
     pass
 
 
-class AgentStream:
-    """One bidirectional stream, driven through two queues.
+class GreenletAgentStream:
+    """One bidirectional stream, driven through two queues: the synthetic agent's
+    transport for greenlets (its messages come from tests/support/synthetic_agent.py).
 
     A writer queue feeds the request iterator gRPC consumes; a reader
     greenlet moves every reply (and finally the stream's end) into an inbox.
@@ -264,7 +269,7 @@ class AgentUser(User):
         self._number = next(_token_counter)
         self._token = ""
         self._target = ""
-        self._stream: AgentStream | None = None
+        self._stream: GreenletAgentStream | None = None
         self._pending: agent_pb2.MessageToServer | None = None  # sent, not yet acked
         self._resend = False  # the pending batch went out before, on a stream that broke
         self._sent_at: float | None = None  # perf_counter when it went out on this stream
@@ -308,18 +313,15 @@ class AgentUser(User):
             self._stream.close()
             self._stream = None
 
-    def _connect(self) -> AgentStream:
+    def _connect(self) -> GreenletAgentStream:
         started = time.perf_counter()
-        stream = AgentStream(self._target)
+        stream = GreenletAgentStream(self._target)
         stream.send(
-            agent_pb2.MessageToServer(
-                agent_handshake=agent_pb2.AgentHandshake(
-                    agent_token=self._token,
-                    agent_version="vpsmon-locust",
-                    hostname=f"{socket.gethostname()}-load-{self._number}",
-                    os="Linux",
-                    boot_time_unix_ms=int((time.time() - 3600) * 1000),
-                )
+            handshake_message(
+                self._token,
+                agent_version="vpsmon-locust",
+                hostname=f"{socket.gethostname()}-load-{self._number}",
+                boot_time_unix_ms=int((time.time() - 3600) * 1000),
             )
         )
         try:
@@ -332,34 +334,10 @@ class AgentUser(User):
         self._fire(HANDSHAKE, started, 0, None)
         return stream
 
-    def _snapshot(self, timestamp_ms: int) -> agent_pb2.PerformanceSnapshot:
-        rnd = self._random
-        total = 4 << 30
-        return agent_pb2.PerformanceSnapshot(
-            timestamp_unix_ms=timestamp_ms,
-            cpu_overall_usage_percent=rnd.uniform(0.0, 100.0),
-            memory_usage_bytes=rnd.randrange(total // 8, total),
-            memory_total_bytes=total,
-            disk_total_io_read_bytes_per_sec=rnd.randrange(0, 50_000_000),
-            disk_total_io_write_bytes_per_sec=rnd.randrange(0, 50_000_000),
-            network_interfaces=[
-                agent_pb2.NetworkInterfaceStats(
-                    interface_name="eth0",
-                    rx_bytes_per_sec=rnd.randrange(0, 100_000_000),
-                    tx_bytes_per_sec=rnd.randrange(0, 100_000_000),
-                )
-            ],
-        )
-
     def _new_batch(self) -> agent_pb2.MessageToServer:
         first = _clocks[self._token] + 1
         _clocks[self._token] = first + BATCH_SIZE - 1
-        batch = agent_pb2.MessageToServer(
-            performance_batch=agent_pb2.PerformanceSnapshotBatch(
-                batch_id=str(uuid.uuid4()),
-                snapshots=[self._snapshot(first + i) for i in range(BATCH_SIZE)],
-            )
-        )
+        batch = batch_message([random_snapshot(self._random, first + i) for i in range(BATCH_SIZE)])
         accounting.batches_sent += 1
         accounting.snapshots_sent += BATCH_SIZE
         return batch
@@ -381,7 +359,7 @@ class AgentUser(User):
 
     def _await_ack(
         self,
-        stream: AgentStream,
+        stream: GreenletAgentStream,
         message: agent_pb2.MessageToServer,
         started: float,
         timeout: float,

@@ -22,7 +22,8 @@ from query_side.accounts import (
     session_user,
 )
 from tests.support.cli import run_cli
-from tests.support.command_side import AgentConnection, command_side, snapshot
+from tests.support.command_side import command_side
+from tests.support.synthetic_agent import SyntheticAgent, snapshot
 from vpsmon.storage.backend import Backend
 
 
@@ -159,7 +160,7 @@ async def test_revoking_an_agent_token_closes_its_open_stream(
     web = await register_vps(conn, "web-1")
     (agent_token,) = await ok_json(embedded_database, "token", "list")
     async with command_side(embedded_database) as side:
-        agent = AgentConnection(side.address)
+        agent = SyntheticAgent(side.address)
         try:
             await agent.handshake(web.token)
             assert (await agent.send_batch([snapshot()])).accepted == 1

@@ -23,15 +23,9 @@ from command_side.vps_commands import (
 )
 from proto.options import MAX_MESSAGE_BYTES
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
-from tests.support.command_side import (
-    AgentConnection,
-    RunningCommandSide,
-    batch_message,
-    command_side,
-    handshake_message,
-    snapshot,
-)
+from tests.support.command_side import RunningCommandSide, command_side
 from tests.support.databases import login_in_role
+from tests.support.synthetic_agent import SyntheticAgent, batch_message, handshake_message, snapshot
 
 MAX_BATCH = 50
 
@@ -54,8 +48,8 @@ async def db(server: RunningCommandSide) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def connected(server: RunningCommandSide, token: str) -> AgentConnection:
-    agent = AgentConnection(server.address)
+async def connected(server: RunningCommandSide, token: str) -> SyntheticAgent:
+    agent = SyntheticAgent(server.address)
     await agent.handshake(token)
     return agent
 
@@ -64,7 +58,7 @@ async def test_handshake_acks_with_vps_and_config(
     server: RunningCommandSide, db: asyncpg.Connection
 ) -> None:
     issued = await register_vps(db, "web-1")
-    agent = AgentConnection(server.address)
+    agent = SyntheticAgent(server.address)
     try:
         ack = await agent.handshake(issued.token)
         assert ack.vps_id == issued.vps_id
@@ -163,13 +157,13 @@ async def test_oversize_batch_and_bad_batch_id_are_rejected_whole(
 
 
 async def test_wrong_token_and_no_handshake_end_the_stream(server: RunningCommandSide) -> None:
-    agent = AgentConnection(server.address)
+    agent = SyntheticAgent(server.address)
     try:
         await agent.send(handshake_message("vpsm_wrong"))
         assert await agent.status() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await agent.close()
-    agent = AgentConnection(server.address)
+    agent = SyntheticAgent(server.address)
     try:
         await agent.send(batch_message([snapshot()]))
         assert await agent.status() == grpc.StatusCode.FAILED_PRECONDITION
@@ -188,7 +182,7 @@ async def test_rotating_the_token_closes_the_open_stream(
         assert await agent.status() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await agent.close()
-    stale = AgentConnection(server.address)
+    stale = SyntheticAgent(server.address)
     try:
         await stale.send(handshake_message(issued.token))
         assert await stale.status() == grpc.StatusCode.UNAUTHENTICATED
@@ -276,7 +270,7 @@ async def test_bad_input_never_disturbs_a_well_behaved_agent(
         writer.close()
         # Wrong token, no handshake, invalid values, oversize batch.
         for first in (handshake_message("vpsm_nope"), batch_message([snapshot()])):
-            bad = AgentConnection(server.address)
+            bad = SyntheticAgent(server.address)
             await bad.send(first)
             assert await bad.status() in (
                 grpc.StatusCode.UNAUTHENTICATED,
@@ -328,14 +322,14 @@ async def test_a_stream_without_a_handshake_is_ended_and_the_waiting_ones_are_ca
     ) as side:
 
         async def third_stream() -> grpc.StatusCode:
-            third = AgentConnection(side.address)
+            third = SyntheticAgent(side.address)
             try:
                 await third.send(handshake_message("not-a-token"))
                 return await third.status()
             finally:
                 await third.close()
 
-        waiting = [AgentConnection(side.address) for _ in range(2)]
+        waiting = [SyntheticAgent(side.address) for _ in range(2)]
         for stream in waiting:  # open the stream (its headers go out), send nothing
             await stream.call.wait_for_connection()
         reads = [asyncio.ensure_future(stream.call.read()) for stream in waiting]

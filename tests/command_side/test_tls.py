@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from proto.options import CLIENT_CHANNEL_OPTIONS
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
-from tests.support.command_side import command_side, handshake_message
+from tests.support.command_side import command_side
+from tests.support.synthetic_agent import handshake_message
 from vpsmon.settings import Settings
 
 

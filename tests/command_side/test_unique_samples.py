@@ -12,8 +12,9 @@ import pytest
 
 from command_side.vps_commands import IssuedToken, register_vps
 from proto.vpsmon.v1 import agent_pb2
-from tests.support.command_side import AgentConnection, RunningCommandSide, command_side, snapshot
+from tests.support.command_side import RunningCommandSide, command_side
 from tests.support.databases import StorageServer
+from tests.support.synthetic_agent import SyntheticAgent, snapshot
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ async def send(
     batch_id: str | None = None,
 ) -> agent_pb2.BatchAck:
     """One batch on a stream of its own (an agent that reconnected elsewhere)."""
-    agent = AgentConnection(side.address)
+    agent = SyntheticAgent(side.address)
     try:
         await agent.handshake(token)
         return await agent.send_batch(snapshots, batch_id)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.support.fleet import (
     AgentProcess,
-    SyntheticAgent,
+    SyntheticLoad,
     assert_exactly_once,
     committed_batches,
     register,
@@ -46,7 +46,7 @@ async def test_kill_9_of_the_command_side_mid_stream(
     agent = AgentProcess(side.address, real.token, tmp_path)
     await agent.start()
     loaders = [
-        SyntheticAgent(side.address, v.token, tmp_path / f"load{i}")
+        SyntheticLoad(side.address, v.token, tmp_path / f"load{i}")
         for i, v in enumerate(synthetic_vps)
     ]
     for loader in loaders:
@@ -119,7 +119,7 @@ async def test_command_side_down_for_a_while_then_back(
     await side.start()
     agent = AgentProcess(side.address, real.token, tmp_path)
     await agent.start()
-    loader = SyntheticAgent(side.address, loader_vps.token, tmp_path / "load")
+    loader = SyntheticLoad(side.address, loader_vps.token, tmp_path / "load")
     loader.start()
 
     async def flowing() -> bool:

@@ -10,7 +10,7 @@ import asyncpg
 from tests.support.databases import create_database
 from tests.support.fleet import (
     AgentProcess,
-    SyntheticAgent,
+    SyntheticLoad,
     assert_exactly_once,
     committed_batches,
     register,
@@ -31,7 +31,7 @@ async def test_postgresql_restart_under_load(tmp_path: Path) -> None:
         agent = AgentProcess(side.address, real.token, tmp_path)
         await agent.start()
         loaders = [
-            SyntheticAgent(side.address, v.token, tmp_path / f"load{i}")
+            SyntheticLoad(side.address, v.token, tmp_path / f"load{i}")
             for i, v in enumerate(loader_vps)
         ]
         for loader in loaders:

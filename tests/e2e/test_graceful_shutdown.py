@@ -11,9 +11,9 @@ import asyncpg
 import grpc
 
 from proto.vpsmon.v1 import agent_pb2
-from tests.support.command_side import AgentConnection, batch_message, snapshot
 from tests.support.fleet import register
 from tests.support.processes import CommandSideProcess
+from tests.support.synthetic_agent import SyntheticAgent, batch_message, snapshot
 
 
 async def test_sigterm_acks_every_committed_batch_then_ends_streams(
@@ -22,7 +22,7 @@ async def test_sigterm_acks_every_committed_batch_then_ends_streams(
     token = (await register(embedded_database, 1))[0].token
     side = CommandSideProcess(embedded_database, tmp_path / "side.log")
     await side.start()
-    agent = AgentConnection(side.address)
+    agent = SyntheticAgent(side.address)
     await agent.handshake(token)
     base = time.time_ns() // 1_000_000 - 60_000
     sent = [str(uuid.uuid4()) for _ in range(200)]

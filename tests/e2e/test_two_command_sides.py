@@ -12,9 +12,9 @@ import asyncpg
 import grpc
 
 from proto.vpsmon.v1 import agent_pb2
-from tests.support.command_side import AgentConnection, batch_message, snapshot
 from tests.support.fleet import register
 from tests.support.processes import CommandSideProcess
+from tests.support.synthetic_agent import SyntheticAgent, batch_message, snapshot
 
 
 async def test_a_reconnect_to_the_other_command_side_replaces_the_stream_and_stores_once(
@@ -35,7 +35,7 @@ async def test_a_reconnect_to_the_other_command_side_replaces_the_stream_and_sto
             resends = []
             replaced = []
             for index, token in enumerate(tokens):
-                first, second = (AgentConnection(sides[(round_ + k) % 2].address) for k in (0, 1))
+                first, second = (SyntheticAgent(sides[(round_ + k) % 2].address) for k in (0, 1))
                 batch_id = str(uuid.uuid4())
                 snapshots = [snapshot(base + round_ * 100 + i + index) for i in range(0, 40, 4)]
                 produced += len(snapshots)

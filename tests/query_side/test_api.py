@@ -12,8 +12,8 @@ import pytest
 from command_side.vps_commands import decommission_vps
 from query_side.accounts import revoke_api_token
 from query_side.accounts.throttling import FREE_FAILURES_PER_PAIR
-from tests.support.command_side import snapshot
 from tests.support.query_side import Fleet, event_stream
+from tests.support.synthetic_agent import snapshot
 from vpsmon.metrics import METRIC_COLUMNS, METRICS
 
 LATEST_KEYS = set(METRIC_COLUMNS)

@@ -13,9 +13,9 @@ import httpx
 import psutil
 
 from projections.latest_values import LATEST_CHANNEL
-from tests.support.command_side import snapshot
 from tests.support.databases import login_in_role
 from tests.support.query_side import Fleet, query_side, seed
+from tests.support.synthetic_agent import snapshot
 from tests.support.waiting import eventually
 
 # Distinct VPS ids that do not exist; one payload per slice.

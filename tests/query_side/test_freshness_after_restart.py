@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.command_side import deliver, snapshot
+from tests.support.command_side import deliver
 from tests.support.databases import create_database
 from tests.support.processes import ClusterProcess
 from tests.support.query_side import event_stream, query_side, seed
+from tests.support.synthetic_agent import snapshot
 
 
 async def send(dsn: str, agent_token: str, cpu: float) -> int:

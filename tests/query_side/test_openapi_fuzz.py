@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import schemathesis
 
-from tests.support.command_side import snapshot
 from tests.support.query_side import Fleet
+from tests.support.synthetic_agent import snapshot
 
 # Generated cases per operation in the fuzzing phase (the examples and coverage phases
 # add a few of their own); deterministic, so a run is reproducible.

@@ -11,15 +11,16 @@ import asyncpg
 
 from projections import postgres_rollups
 from tests.support.cli import run_cli
-from tests.support.command_side import AgentConnection, command_side, snapshot
+from tests.support.command_side import command_side
 from tests.support.query_side import Fleet
+from tests.support.synthetic_agent import SyntheticAgent, snapshot
 
 
 async def ingest_history(fleet: Fleet) -> None:
     now = time.time_ns() // 1_000_000
     async with command_side(fleet.dsn) as side:
         for name, offset in (("web-1", 0), ("db-1", 3)):
-            agent = AgentConnection(side.address)
+            agent = SyntheticAgent(side.address)
             await agent.handshake(fleet.agent_tokens[name])
             history = [
                 snapshot(now - 3 * 3_600_000 + i * 10_000 + offset, cpu=(i * 7 + offset) % 100)

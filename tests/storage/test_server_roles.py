@@ -19,10 +19,11 @@ from command_side.maintenance_jobs import maintenance_jobs, prune_ingested_batch
 from command_side.vps_commands import configure_agent, register_vps, rotate_agent_token
 from projections import postgres_rollups
 from query_side.accounts import create_api_token, create_user
-from tests.support.command_side import AgentConnection, command_side, snapshot
+from tests.support.command_side import command_side
 from tests.support.databases import StorageServer, login_role
 from tests.support.query_side import query_side
 from tests.support.rollups import migrated_store
+from tests.support.synthetic_agent import SyntheticAgent, snapshot
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
@@ -84,7 +85,7 @@ async def _refused(dsn: str, statements: list[str]) -> list[str]:
     return allowed
 
 
-async def _next_config(agent: AgentConnection) -> int:
+async def _next_config(agent: SyntheticAgent) -> int:
     while True:
         message = await agent.receive()
         if message.WhichOneof("payload") == "agent_config":
@@ -94,7 +95,7 @@ async def _next_config(agent: AgentConnection) -> int:
 async def test_command_side_runs_as_ingest_role(deployment: Deployment, ingest_dsn: str) -> None:
     vps, owner = deployment.vps_id, deployment.owner_dsn
     async with command_side(ingest_dsn) as side:
-        agent = AgentConnection(side.address)
+        agent = SyntheticAgent(side.address)
         try:
             await agent.handshake(deployment.agent_token)
             assert (await agent.send_batch([snapshot()])).accepted == 1

@@ -1,12 +1,11 @@
-"""A fleet for end-to-end tests: real agent processes, in-test agents that produce
-synthetic load through the real AgentClient and spool, and the ledger of what
-they produced, to compare with the database."""
+"""A fleet for end-to-end tests: real agent processes, the synthetic agent's
+snapshots fed through the real AgentClient and spool, and the ledger of what they
+produced, to compare with the database."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ from agent.client import AgentClient, Backoff
 from agent.spool import SUFFIX, SnapshotSpool
 from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
-from tests.support.command_side import snapshot
 from tests.support.processes import VpsmonProcess
+from tests.support.synthetic_agent import now_ms, snapshot
 from tests.support.waiting import eventually
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
@@ -67,15 +66,16 @@ class AgentProcess(VpsmonProcess):
         return ledger
 
 
-class SyntheticAgent:
-    """The real client and spool, fed synthetic snapshots as fast as asked."""
+class SyntheticLoad:
+    """The real client and spool, fed the synthetic agent's snapshots as fast as asked
+    (the client's own reconnects and re-sends are what the tests watch)."""
 
     def __init__(self, address: str, token: str, spool_dir: Path, batch_size: int = 50) -> None:
         self.spool = SnapshotSpool(spool_dir)
         self.client = AgentClient(address, token, self.spool, backoff=Backoff(base=0.05, cap=0.5))
         self.ledger = Ledger()
         self.batch_size = batch_size
-        self._clock_ms = time.time_ns() // 1_000_000 - 3_600_000
+        self._clock_ms = now_ms() - 3_600_000
         self._tasks: list[asyncio.Task[None]] = []
         self._producing = asyncio.Event()
 
