@@ -1,6 +1,7 @@
 """Fixture wiring for the whole suite: one throwaway embedded PostgreSQL per test
-session, a fresh database per test, the storage backends the contract suites run
-against, and the markers by folder. The helpers themselves live in tests/support/."""
+session, the storage backends the contract suites run against, a database per
+test (empty, or a copy of a template migrated once per session and server), and
+the markers by folder. The helpers themselves live in tests/support/."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ import pytest
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.databases import StorageServer, create_database, drop_database  # noqa: E402
+from tests.support.databases import (  # noqa: E402
+    StorageServer,
+    migrated_template,
+    throwaway_database,
+)
 from tests.support.processes import kill_leftovers  # noqa: E402
 from tests.support.query_side import Fleet, query_side, seed  # noqa: E402
 from vpsmon.storage.embedded import EmbeddedPostgres  # noqa: E402
@@ -67,33 +72,61 @@ def storage_server(request: pytest.FixtureRequest) -> StorageServer:
     return StorageServer("postgresql", dsn, "postgresql")
 
 
+@pytest.fixture(scope="session")
+async def storage_template(storage_server: StorageServer) -> AsyncIterator[str]:
+    """The backend's migrated template on its server, built once per session."""
+    async with migrated_template(storage_server) as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+async def embedded_template(embedded_server_dsn: str) -> AsyncIterator[str]:
+    """The embedded server's migrated template, built once per session."""
+    async with migrated_template(
+        StorageServer("postgresql", embedded_server_dsn, "postgresql")
+    ) as name:
+        yield name
+
+
 @pytest.fixture
 async def fresh_database(storage_server: StorageServer) -> AsyncIterator[str]:
     """An empty database on the backend's server, dropped afterwards."""
-    dsn = await create_database(storage_server.dsn)
-    try:
+    async with throwaway_database(storage_server.dsn) as dsn:
         yield dsn
-    finally:
-        await drop_database(storage_server.dsn, dsn)
+
+
+@pytest.fixture
+async def migrated_database(
+    storage_server: StorageServer, storage_template: str
+) -> AsyncIterator[str]:
+    """A migrated database on the backend's server (a copy of the template), dropped
+    afterwards."""
+    async with throwaway_database(storage_server.dsn, storage_template) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 async def embedded_database(embedded_server_dsn: str) -> AsyncIterator[str]:
     """An empty database on the embedded (plain PostgreSQL) server."""
-    dsn = await create_database(embedded_server_dsn)
-    try:
+    async with throwaway_database(embedded_server_dsn) as dsn:
         yield dsn
-    finally:
-        await drop_database(embedded_server_dsn, dsn)
+
+
+@pytest.fixture
+async def embedded_migrated_database(
+    embedded_server_dsn: str, embedded_template: str
+) -> AsyncIterator[str]:
+    """A migrated database on the embedded server (a copy of its template)."""
+    async with throwaway_database(embedded_server_dsn, embedded_template) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="module")
 async def fleet(
-    tmp_path_factory: pytest.TempPathFactory, embedded_server_dsn: str
+    tmp_path_factory: pytest.TempPathFactory, embedded_server_dsn: str, embedded_template: str
 ) -> AsyncIterator[Fleet]:
-    dsn = await create_database(embedded_server_dsn)
-    tokens, vps, agent_tokens, passwords = await seed(dsn)
-    log = tmp_path_factory.mktemp("query-side") / "query-side.log"
-    async with query_side(dsn, log) as base_url:
-        yield Fleet(dsn, base_url, tokens, vps, agent_tokens, passwords)
-    await drop_database(embedded_server_dsn, dsn)
+    async with throwaway_database(embedded_server_dsn, embedded_template) as dsn:
+        tokens, vps, agent_tokens, passwords = await seed(dsn)
+        log = tmp_path_factory.mktemp("query-side") / "query-side.log"
+        async with query_side(dsn, log) as base_url:
+            yield Fleet(dsn, base_url, tokens, vps, agent_tokens, passwords)

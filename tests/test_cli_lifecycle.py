@@ -28,12 +28,16 @@ from vpsmon.storage.backend import Backend
 
 
 @pytest.fixture
-async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
-    code, _, err = await run_cli(embedded_database, "user", "add", "alice", stdin=b"alice-pw-1\n")
+async def conn(embedded_migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
+    code, _, err = await run_cli(
+        embedded_migrated_database, "user", "add", "alice", stdin=b"alice-pw-1\n"
+    )
     assert code == 0, err
-    root = await ok_json(embedded_database, "user", "add", "root", "--admin", stdin=b"root-pw-12\n")
+    root = await ok_json(
+        embedded_migrated_database, "user", "add", "root", "--admin", stdin=b"root-pw-12\n"
+    )
     assert root == {"id": 2, "username": "root", "is_admin": True, "password": None}
-    connection = await asyncpg.connect(embedded_database)
+    connection = await asyncpg.connect(embedded_migrated_database)
     try:
         yield connection
     finally:
@@ -53,8 +57,10 @@ async def refused(dsn: str, *args: str, message: str, stdin: bytes | None = None
     assert "Traceback" not in err
 
 
-async def test_user_list_passwd_remove(embedded_database: str, conn: asyncpg.Connection) -> None:
-    dsn = embedded_database
+async def test_user_list_passwd_remove(
+    embedded_migrated_database: str, conn: asyncpg.Connection
+) -> None:
+    dsn = embedded_migrated_database
     alice = await find_user(conn, "alice")
     assert alice is not None
     web = await register_vps(conn, "web-1", owner_id=alice.id)
@@ -98,8 +104,10 @@ async def test_user_list_passwd_remove(embedded_database: str, conn: asyncpg.Con
     assert [u["username"] for u in await ok_json(dsn, "user", "list")] == ["root"]
 
 
-async def test_token_list_and_revoke(embedded_database: str, conn: asyncpg.Connection) -> None:
-    dsn = embedded_database
+async def test_token_list_and_revoke(
+    embedded_migrated_database: str, conn: asyncpg.Connection
+) -> None:
+    dsn = embedded_migrated_database
     created = await ok_json(dsn, "token", "create", "alice", "--name", "grafana")
     api_token = created["token"]
     other_api = await create_api_token(conn, "root")
@@ -155,23 +163,25 @@ async def test_token_list_and_revoke(embedded_database: str, conn: asyncpg.Conne
 
 
 async def test_revoking_an_agent_token_closes_its_open_stream(
-    embedded_database: str, conn: asyncpg.Connection
+    embedded_migrated_database: str, conn: asyncpg.Connection
 ) -> None:
     web = await register_vps(conn, "web-1")
-    (agent_token,) = await ok_json(embedded_database, "token", "list")
-    async with command_side(embedded_database) as side:
+    (agent_token,) = await ok_json(embedded_migrated_database, "token", "list")
+    async with command_side(embedded_migrated_database) as side:
         agent = SyntheticAgent(side.address)
         try:
             await agent.handshake(web.token)
             assert (await agent.send_batch([snapshot()])).accepted == 1
-            await ok_json(embedded_database, "token", "revoke", agent_token["id"])
+            await ok_json(embedded_migrated_database, "token", "revoke", agent_token["id"])
             assert await agent.status() == grpc.StatusCode.UNAUTHENTICATED
         finally:
             await agent.close()
 
 
-async def test_vps_rename_and_remove(embedded_database: str, conn: asyncpg.Connection) -> None:
-    dsn = embedded_database
+async def test_vps_rename_and_remove(
+    embedded_migrated_database: str, conn: asyncpg.Connection
+) -> None:
+    dsn = embedded_migrated_database
     web = await register_vps(conn, "web-1")
     renamed = await ok_json(dsn, "vps", "rename", str(web.vps_id), "  frontend-1  ")
     assert renamed == {"vps_id": web.vps_id, "name": "frontend-1"}

@@ -31,9 +31,9 @@ MAX_BATCH = 50
 
 
 @pytest.fixture
-async def server(embedded_database: str) -> AsyncIterator[RunningCommandSide]:
+async def server(embedded_migrated_database: str) -> AsyncIterator[RunningCommandSide]:
     async with command_side(
-        embedded_database, max_batch_snapshots=MAX_BATCH, agent_upload_batch_max=20
+        embedded_migrated_database, max_batch_snapshots=MAX_BATCH, agent_upload_batch_max=20
     ) as running:
         yield running
 
@@ -211,14 +211,14 @@ async def test_config_change_is_pushed_to_the_connected_agent(
 async def test_forged_vps_event_notifications_are_ignored(
     server: RunningCommandSide,
     db: asyncpg.Connection,
-    embedded_database: str,
+    embedded_migrated_database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Any SQL login can NOTIFY on the events channel: garbage and forged
     events neither close a stream nor knock the listener over."""
     issued = await register_vps(db, "web-1")
     agent = await connected(server, issued.token)
-    forger = await asyncpg.connect(await login_in_role(embedded_database, "vpsmon_reader"))
+    forger = await asyncpg.connect(await login_in_role(embedded_migrated_database, "vpsmon_reader"))
     try:
         for payload in [
             "garbage",
@@ -315,10 +315,10 @@ async def test_bad_input_never_disturbs_a_well_behaved_agent(
 
 
 async def test_a_stream_without_a_handshake_is_ended_and_the_waiting_ones_are_capped(
-    embedded_database: str,
+    embedded_migrated_database: str,
 ) -> None:
     async with command_side(
-        embedded_database, grpc_handshake_timeout="3s", grpc_max_unauthenticated_streams=2
+        embedded_migrated_database, grpc_handshake_timeout="3s", grpc_max_unauthenticated_streams=2
     ) as side:
 
         async def third_stream() -> grpc.StatusCode:
@@ -348,15 +348,15 @@ async def test_a_stream_without_a_handshake_is_ended_and_the_waiting_ones_are_ca
 
 
 async def test_a_greedy_agent_is_refused_with_a_retry_after_while_a_polite_one_is_served(
-    embedded_database: str,
+    embedded_migrated_database: str,
 ) -> None:
     async with command_side(
-        embedded_database,
+        embedded_migrated_database,
         max_batch_snapshots=50,
         agent_upload_batch_max=50,
         ingest_budget_headroom=2,
     ) as side:
-        conn = await asyncpg.connect(embedded_database)
+        conn = await asyncpg.connect(embedded_migrated_database)
         try:
             greedy_vps = await register_vps(conn, "greedy")
             polite_vps = await register_vps(conn, "polite")

@@ -12,10 +12,7 @@ import asyncpg
 
 from command_side.ingest import IngestWriter, PendingBatch
 from command_side.vps_commands import register_vps
-from tests.support.databases import StorageServer
 from vpsmon.metrics import MetricRow
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 BATCHES = 40
 BATCH_ROWS = 50
@@ -26,14 +23,11 @@ def rows(vps_id: int, start: datetime, count: int, cpu: float) -> list[MetricRow
 
 
 async def test_two_writers_racing_the_same_timestamps_store_each_once(
-    storage_server: StorageServer, fresh_database: str
+    migrated_database: str,
 ) -> None:
-    conn = await asyncpg.connect(fresh_database)
-    await upgrade_schema(
-        conn, Settings(database_url=fresh_database, backend=storage_server.backend)
-    )
+    conn = await asyncpg.connect(migrated_database)
     vps_id = (await register_vps(conn, "web-1")).vps_id
-    pools = [await asyncpg.create_pool(fresh_database, min_size=1, max_size=2) for _ in range(2)]
+    pools = [await asyncpg.create_pool(migrated_database, min_size=1, max_size=2) for _ in range(2)]
     writers = [IngestWriter(pool, linger_seconds=0.005) for pool in pools]
     for writer in writers:
         writer.start()

@@ -49,11 +49,11 @@ def test_a_missing_pem_file_is_an_error(key_pair: tuple[Path, Path], tmp_path: P
 
 
 async def test_a_full_key_pair_serves_tls_only(
-    embedded_database: str, key_pair: tuple[Path, Path]
+    embedded_migrated_database: str, key_pair: tuple[Path, Path]
 ) -> None:
     cert, key = key_pair
     async with command_side(
-        embedded_database, grpc_tls_cert=str(cert), grpc_tls_key=str(key)
+        embedded_migrated_database, grpc_tls_cert=str(cert), grpc_tls_key=str(key)
     ) as side:
         credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
         async with grpc.aio.secure_channel(

@@ -19,13 +19,13 @@ from tests.support.synthetic_agent import SyntheticAgent, snapshot
 
 @pytest.fixture
 async def sides(
-    storage_server: StorageServer, fresh_database: str
+    storage_server: StorageServer, migrated_database: str
 ) -> AsyncIterator[tuple[RunningCommandSide, RunningCommandSide]]:
-    """Two command sides on one database (started one after the other: both migrate)."""
+    """Two command sides on one migrated database (started one after the other)."""
     backend = storage_server.backend
     async with (
-        command_side(fresh_database, backend=backend) as first,
-        command_side(fresh_database, backend=backend) as second,
+        command_side(migrated_database, backend=backend) as first,
+        command_side(migrated_database, backend=backend) as second,
     ):
         yield first, second
 

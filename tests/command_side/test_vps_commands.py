@@ -11,24 +11,26 @@ from command_side.vps_commands import hash_agent_token, vps_for_token
 from tests.support.cli import run_cli
 
 
-async def test_vps_add_list_rotate_remove(embedded_database: str) -> None:
-    code, out, err = await run_cli(embedded_database, "vps", "add", "web-1", "--json")
+async def test_vps_add_list_rotate_remove(embedded_migrated_database: str) -> None:
+    code, out, err = await run_cli(embedded_migrated_database, "vps", "add", "web-1", "--json")
     assert code == 0, err
     added = json.loads(out)
     assert added["name"] == "web-1"
     first_token = added["agent_token"]
 
-    code, out, err = await run_cli(embedded_database, "vps", "list", "--json")
+    code, out, err = await run_cli(embedded_migrated_database, "vps", "list", "--json")
     assert code == 0, err
     assert [(v["id"], v["name"]) for v in json.loads(out)] == [(added["vps_id"], "web-1")]
 
-    code, out, err = await run_cli(embedded_database, "vps", "rotate-token", str(added["vps_id"]))
+    code, out, err = await run_cli(
+        embedded_migrated_database, "vps", "rotate-token", str(added["vps_id"])
+    )
     assert code == 0, err
     second_token = out.rsplit(" ", 1)[-1].strip()
     assert second_token.startswith("vpsm_")
     assert second_token != first_token
 
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
         assert await vps_for_token(conn, first_token) is None
         assert await vps_for_token(conn, second_token) == added["vps_id"]
@@ -46,9 +48,11 @@ async def test_vps_add_list_rotate_remove(embedded_database: str) -> None:
     finally:
         await conn.close()
 
-    code, out, err = await run_cli(embedded_database, "vps", "remove", str(added["vps_id"]))
+    code, out, err = await run_cli(
+        embedded_migrated_database, "vps", "remove", str(added["vps_id"])
+    )
     assert code == 0, err
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
         assert await conn.fetchval("SELECT count(*) FROM vps") == 0
         assert await conn.fetchval("SELECT count(*) FROM performance_metrics") == 0
@@ -59,24 +63,24 @@ async def test_vps_add_list_rotate_remove(embedded_database: str) -> None:
         await conn.close()
 
 
-async def test_unknown_vps_is_a_clear_error(embedded_database: str) -> None:
+async def test_unknown_vps_is_a_clear_error(embedded_migrated_database: str) -> None:
     for action in ("rotate-token", "remove"):
-        code, _, err = await run_cli(embedded_database, "vps", action, "999")
+        code, _, err = await run_cli(embedded_migrated_database, "vps", action, "999")
         assert code == 1
         assert "no VPS with id 999" in err
         assert "Traceback" not in err
 
 
-async def test_invalid_name_is_refused(embedded_database: str) -> None:
-    code, _, err = await run_cli(embedded_database, "vps", "add", "   ")
+async def test_invalid_name_is_refused(embedded_migrated_database: str) -> None:
+    code, _, err = await run_cli(embedded_migrated_database, "vps", "add", "   ")
     assert code == 1
     assert "1 to 200 characters" in err
 
 
-async def test_events_are_append_only(embedded_database: str) -> None:
-    code, _, err = await run_cli(embedded_database, "vps", "add", "db-1")
+async def test_events_are_append_only(embedded_migrated_database: str) -> None:
+    code, _, err = await run_cli(embedded_migrated_database, "vps", "add", "db-1")
     assert code == 0, err
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
         for statement in ("UPDATE vps_events SET payload = '{}'", "DELETE FROM vps_events"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):

@@ -16,17 +16,17 @@ from tests.support.waiting import eventually
 
 
 async def test_agent_process_snapshots_land_exactly_once(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    (vps,) = await register(embedded_database, 1)
-    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    (vps,) = await register(embedded_migrated_database, 1)
+    side = CommandSideProcess(embedded_migrated_database, tmp_path / "side.log")
     await side.start()
     agent = AgentProcess(side.address, vps.token, tmp_path)
     await agent.start()
     try:
 
         async def five_batches() -> bool:
-            return await committed_batches(embedded_database) >= 5
+            return await committed_batches(embedded_migrated_database) >= 5
 
         await eventually(five_batches, "five committed batches from the agent", timeout=60)
     finally:
@@ -34,14 +34,14 @@ async def test_agent_process_snapshots_land_exactly_once(
         assert await side.stop() == 0, side.output()
     ledger = agent.ledger()
     assert ledger.snapshots >= 5
-    await assert_exactly_once(embedded_database, {vps.vps_id: ledger})
+    await assert_exactly_once(embedded_migrated_database, {vps.vps_id: ledger})
 
 
 async def test_kill_9_of_the_command_side_mid_stream(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    real, *synthetic_vps = await register(embedded_database, 3)
-    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    real, *synthetic_vps = await register(embedded_migrated_database, 3)
+    side = CommandSideProcess(embedded_migrated_database, tmp_path / "side.log")
     await side.start()
     agent = AgentProcess(side.address, real.token, tmp_path)
     await agent.start()
@@ -53,7 +53,7 @@ async def test_kill_9_of_the_command_side_mid_stream(
         loader.start()
 
     async def some_committed() -> bool:
-        return await committed_batches(embedded_database) >= 20
+        return await committed_batches(embedded_migrated_database) >= 20
 
     await eventually(some_committed, "batches before the crash", timeout=60)
     await side.kill()
@@ -65,10 +65,10 @@ async def test_kill_9_of_the_command_side_mid_stream(
         spools_growing, "batches to pile up in the spools while the server is down", timeout=60
     )
     await side.start()
-    before = await committed_batches(embedded_database)
+    before = await committed_batches(embedded_migrated_database)
 
     async def progressing() -> bool:
-        return await committed_batches(embedded_database) >= before + 20
+        return await committed_batches(embedded_migrated_database) >= before + 20
 
     await eventually(progressing, "ingest to resume after the restart", timeout=60)
     for loader in loaders:
@@ -76,7 +76,7 @@ async def test_kill_9_of_the_command_side_mid_stream(
     assert await agent.stop() == 0
     assert await side.stop() == 0
     await assert_exactly_once(
-        embedded_database,
+        embedded_migrated_database,
         {
             real.vps_id: agent.ledger(),
             **{v.vps_id: loader.ledger for v, loader in zip(synthetic_vps, loaders, strict=True)},
@@ -85,10 +85,10 @@ async def test_kill_9_of_the_command_side_mid_stream(
 
 
 async def test_agent_restarted_with_unacked_batches_in_its_spool(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    (vps,) = await register(embedded_database, 1)
-    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    (vps,) = await register(embedded_migrated_database, 1)
+    side = CommandSideProcess(embedded_migrated_database, tmp_path / "side.log")
     agent = AgentProcess(side.address, vps.token, tmp_path)
     await agent.start()  # the server is not up: every batch stays unacked
 
@@ -103,19 +103,22 @@ async def test_agent_restarted_with_unacked_batches_in_its_spool(
     await agent.start()
 
     async def spool_drained() -> bool:
-        return agent.spooled_files() == 0 and await committed_batches(embedded_database) > left
+        return (
+            agent.spooled_files() == 0
+            and await committed_batches(embedded_migrated_database) > left
+        )
 
     await eventually(spool_drained, "the restarted agent to deliver its spool", timeout=60)
     assert await agent.stop() == 0
     assert await side.stop() == 0
-    await assert_exactly_once(embedded_database, {vps.vps_id: agent.ledger()})
+    await assert_exactly_once(embedded_migrated_database, {vps.vps_id: agent.ledger()})
 
 
 async def test_command_side_down_for_a_while_then_back(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    real, loader_vps = await register(embedded_database, 2)
-    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    real, loader_vps = await register(embedded_migrated_database, 2)
+    side = CommandSideProcess(embedded_migrated_database, tmp_path / "side.log")
     await side.start()
     agent = AgentProcess(side.address, real.token, tmp_path)
     await agent.start()
@@ -123,7 +126,7 @@ async def test_command_side_down_for_a_while_then_back(
     loader.start()
 
     async def flowing() -> bool:
-        return await committed_batches(embedded_database) >= 10
+        return await committed_batches(embedded_migrated_database) >= 10
 
     await eventually(flowing, "ingest to flow", timeout=60)
     assert await side.stop() == 0  # graceful: in-flight batches are acked first
@@ -142,5 +145,5 @@ async def test_command_side_down_for_a_while_then_back(
     assert await agent.stop() == 0
     assert await side.stop() == 0
     await assert_exactly_once(
-        embedded_database, {real.vps_id: agent.ledger(), loader_vps.vps_id: loader.ledger}
+        embedded_migrated_database, {real.vps_id: agent.ledger(), loader_vps.vps_id: loader.ledger}
     )

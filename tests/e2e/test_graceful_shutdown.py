@@ -17,10 +17,10 @@ from tests.support.synthetic_agent import SyntheticAgent, batch_message, snapsho
 
 
 async def test_sigterm_acks_every_committed_batch_then_ends_streams(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    token = (await register(embedded_database, 1))[0].token
-    side = CommandSideProcess(embedded_database, tmp_path / "side.log")
+    token = (await register(embedded_migrated_database, 1))[0].token
+    side = CommandSideProcess(embedded_migrated_database, tmp_path / "side.log")
     await side.start()
     agent = SyntheticAgent(side.address)
     await agent.handshake(token)
@@ -54,7 +54,7 @@ async def test_sigterm_acks_every_committed_batch_then_ends_streams(
     await agent.close()
     assert await side.wait() == 0, side.output()
 
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
         committed = {
             str(r["batch_id"]) for r in await conn.fetch("SELECT batch_id FROM ingested_batches")

@@ -18,14 +18,16 @@ from tests.support.synthetic_agent import SyntheticAgent, batch_message, snapsho
 
 
 async def test_a_reconnect_to_the_other_command_side_replaces_the_stream_and_stores_once(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
     """Each agent sends a batch to one side, reconnects to the other while that
     batch may still be committing, and re-sends it there: the newer stream
     takes the VPS over (the older one ends ABORTED, after acking what it read),
     and every batch is stored exactly once."""
-    tokens = [registered.token for registered in await register(embedded_database, 4)]
-    sides = [CommandSideProcess(embedded_database, tmp_path / f"side{i}.log") for i in range(2)]
+    tokens = [registered.token for registered in await register(embedded_migrated_database, 4)]
+    sides = [
+        CommandSideProcess(embedded_migrated_database, tmp_path / f"side{i}.log") for i in range(2)
+    ]
     await asyncio.gather(*(side.start() for side in sides))
     base = time.time_ns() // 1_000_000 - 120_000
     produced = 0
@@ -56,7 +58,7 @@ async def test_a_reconnect_to_the_other_command_side_replaces_the_stream_and_sto
     # Each batch stored once: its other ack, if any, says duplicate.
     assert sum(ack.accepted for ack in acks if not ack.duplicate) == produced
     assert len({ack.batch_id for ack in acks if not ack.duplicate}) == 40
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
         assert await conn.fetchval("SELECT count(*) FROM performance_metrics") == produced
         assert (

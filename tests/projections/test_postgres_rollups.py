@@ -6,23 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from command_side.vps_commands import register_vps
 from projections import postgres_rollups
 from projections.postgres_rollups import TimeRange, merge_ranges
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
-
-
-@pytest.fixture
-async def database(embedded_database: str) -> str:
-    conn = await asyncpg.connect(embedded_database)
-    try:
-        await upgrade_schema(conn, Settings(backend="postgresql"))
-    finally:
-        await conn.close()
-    return embedded_database
 
 
 async def wait_until_waiting_for_lock(conn: asyncpg.Connection, pid: int) -> None:
@@ -39,10 +26,12 @@ async def wait_until_waiting_for_lock(conn: asyncpg.Connection, pid: int) -> Non
     raise AssertionError(f"backend {pid} never waited for the threshold lock")
 
 
-async def test_refresh_waits_for_an_in_flight_insert_and_includes_it(database: str) -> None:
-    ingest = await asyncpg.connect(database)
-    refresher = await asyncpg.connect(database)
-    observer = await asyncpg.connect(database)
+async def test_refresh_waits_for_an_in_flight_insert_and_includes_it(
+    embedded_migrated_database: str,
+) -> None:
+    ingest = await asyncpg.connect(embedded_migrated_database)
+    refresher = await asyncpg.connect(embedded_migrated_database)
+    observer = await asyncpg.connect(embedded_migrated_database)
     try:
         vps_id = (await register_vps(ingest, "busy")).vps_id
         assert await postgres_rollups.refresh(refresher) is not None
@@ -74,9 +63,9 @@ async def test_refresh_waits_for_an_in_flight_insert_and_includes_it(database: s
             await conn.close()
 
 
-async def test_only_one_process_refreshes_at_a_time(database: str) -> None:
-    holder = await asyncpg.connect(database)
-    other = await asyncpg.connect(database)
+async def test_only_one_process_refreshes_at_a_time(embedded_migrated_database: str) -> None:
+    holder = await asyncpg.connect(embedded_migrated_database)
+    other = await asyncpg.connect(embedded_migrated_database)
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", postgres_rollups.REFRESH_LOCK_KEY)
         assert await postgres_rollups.refresh(other) is None

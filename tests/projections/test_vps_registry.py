@@ -11,8 +11,6 @@ from command_side.vps_commands import (
     vps_for_token,
 )
 from projections.registry_rebuild import rebuild_vps_registry
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 
 async def snapshot(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], ...]:
@@ -23,11 +21,10 @@ async def snapshot(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], ...]
 
 
 async def test_rebuild_replays_to_the_same_tables_and_keeps_measurements(
-    embedded_database: str,
+    embedded_migrated_database: str,
 ) -> None:
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
-        await upgrade_schema(conn, Settings(backend="postgresql"))
         kept = await register_vps(conn, "kept")
         rotated = await rotate_agent_token(conn, kept.vps_id)
         gone = await register_vps(conn, "gone")

@@ -61,12 +61,12 @@ def _rss_bytes(port: int) -> int:
 
 
 async def test_forged_notifications_change_nothing_and_cost_no_memory(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    tokens, vps, agent_tokens, passwords = await seed(embedded_database)
-    forger_dsn = await login_in_role(embedded_database, "vpsmon_reader")
-    async with query_side(embedded_database, tmp_path / "qs.log", workers=1) as base_url:
-        fleet = Fleet(embedded_database, base_url, tokens, vps, agent_tokens, passwords)
+    tokens, vps, agent_tokens, passwords = await seed(embedded_migrated_database)
+    forger_dsn = await login_in_role(embedded_migrated_database, "vpsmon_reader")
+    async with query_side(embedded_migrated_database, tmp_path / "qs.log", workers=1) as base_url:
+        fleet = Fleet(embedded_migrated_database, base_url, tokens, vps, agent_tokens, passwords)
         port = int(base_url.rpartition(":")[2])
         web1 = f"/api/vps/{vps['web-1']}/metrics/latest"
         web2 = f"/api/vps/{vps['web-2']}/metrics/latest"

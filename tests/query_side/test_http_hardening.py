@@ -15,7 +15,7 @@ from query_side.accounts import create_api_token, create_user, remove_user, revo
 from query_side.accounts import set_password as change_password
 from query_side.accounts.throttling import FREE_FAILURES_PER_PAIR
 from query_side.routes.metrics import CREDENTIAL_RECHECK_SECONDS
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import throwaway_database
 from tests.support.query_side import Fleet, event_stream, query_side, seed
 
 API_CSP = "default-src 'none'"
@@ -105,19 +105,18 @@ async def test_anonymous_health_tells_only_ok(fleet: Fleet) -> None:
 
 @pytest.fixture(scope="module")
 async def servers(
-    tmp_path_factory: pytest.TempPathFactory, embedded_server_dsn: str
+    tmp_path_factory: pytest.TempPathFactory, embedded_server_dsn: str, embedded_template: str
 ) -> AsyncIterator[tuple[str, str, str]]:
     """(dsn, a query side that trusts 127.0.0.1 as its proxy, one that trusts nobody)."""
-    dsn = await create_database(embedded_server_dsn)
-    await seed(dsn)
-    logs = tmp_path_factory.mktemp("proxied")
-    env = {"VPSMON_TRUSTED_PROXIES": "10.9.0.0/16, 127.0.0.1"}
-    async with (
-        query_side(dsn, logs / "trusting.log", workers=1, env=env) as trusting,
-        query_side(dsn, logs / "plain.log", workers=1) as plain,
-    ):
-        yield dsn, trusting, plain
-    await drop_database(embedded_server_dsn, dsn)
+    async with throwaway_database(embedded_server_dsn, embedded_template) as dsn:
+        await seed(dsn)
+        logs = tmp_path_factory.mktemp("proxied")
+        env = {"VPSMON_TRUSTED_PROXIES": "10.9.0.0/16, 127.0.0.1"}
+        async with (
+            query_side(dsn, logs / "trusting.log", workers=1, env=env) as trusting,
+            query_side(dsn, logs / "plain.log", workers=1) as plain,
+        ):
+            yield dsn, trusting, plain
 
 
 async def failure_addresses(dsn: str) -> list[str]:

@@ -147,10 +147,10 @@ async def test_success_clears_only_that_pairs_failures(conn: asyncpg.Connection)
 
 
 async def test_the_limit_holds_for_concurrent_attempts_on_many_connections(
-    conn: asyncpg.Connection, embedded_database: str
+    conn: asyncpg.Connection, embedded_migrated_database: str
 ) -> None:
     await create_user(conn, "alice", PASSWORD)
-    others = [await asyncpg.connect(embedded_database) for _ in range(10)]
+    others = [await asyncpg.connect(embedded_migrated_database) for _ in range(10)]
 
     async def attempt(other: asyncpg.Connection) -> str:
         try:

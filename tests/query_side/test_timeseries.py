@@ -22,7 +22,7 @@ from query_side.timeseries import (
     fetch_timeseries,
     plan_timeseries,
 )
-from tests.support.databases import StorageServer, create_database, drop_database
+from tests.support.databases import StorageServer, throwaway_database
 from tests.support.dataset import expected_rollup, floor_to, one_second_samples, sample
 from tests.support.rollups import Store, migrated_store
 from vpsmon.metrics import METRICS
@@ -155,20 +155,17 @@ def twenty_second_samples(
 
 
 @pytest.fixture(scope="module")
-async def history(storage_server: StorageServer) -> AsyncIterator[History]:
+async def history(storage_server: StorageServer, storage_template: str) -> AsyncIterator[History]:
     """50 h for two VPSes (so 1d spans UTC days), loaded once per backend for every query test.
 
-    Module-scoped, unlike ``fresh_database``, so that loading happens once and
+    Module-scoped, unlike ``migrated_database``, so that loading happens once and
     the read-only tests below stay fast; the database is made and dropped the
     same way.
     """
-    dsn = await create_database(storage_server.dsn)
-    try:
+    async with throwaway_database(storage_server.dsn, storage_template) as dsn:
         settings = Settings(backend=storage_server.backend)
         async with migrated_store(dsn, storage_server.name, settings) as store:
             yield await _load(store)
-    finally:
-        await drop_database(storage_server.dsn, dsn)
 
 
 async def _load(store: Store) -> History:

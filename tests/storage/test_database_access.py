@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 
 from tests.support.databases import StorageServer, login_role
-from tests.support.rollups import migrated_store
 from vpsmon.settings import Settings
 from vpsmon.storage.migrations import (
     MigrationError,
@@ -20,22 +19,15 @@ from vpsmon.storage.migrations import (
 from vpsmon.storage.schema import upgrade_schema
 
 
-@pytest.fixture
-async def migrated(storage_server: StorageServer, fresh_database: str) -> str:
-    settings = Settings(backend=storage_server.backend)
-    async with migrated_store(fresh_database, storage_server.name, settings):
-        return fresh_database
-
-
-async def test_a_role_outside_vpsmon_groups_cannot_connect(migrated: str) -> None:
-    async with login_role(migrated, None) as stranger:
+async def test_a_role_outside_vpsmon_groups_cannot_connect(migrated_database: str) -> None:
+    async with login_role(migrated_database, None) as stranger:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="CONNECT"):
             await asyncpg.connect(stranger)
 
 
 @pytest.mark.parametrize("group", ["vpsmon_reader", "vpsmon_ingest", "vpsmon_query"])
-async def test_vpsmon_groups_connect_but_create_nothing(migrated: str, group: str) -> None:
-    async with login_role(migrated, group) as dsn:
+async def test_vpsmon_groups_connect_but_create_nothing(migrated_database: str, group: str) -> None:
+    async with login_role(migrated_database, group) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             assert await conn.fetchval("SELECT 1") == 1
@@ -46,8 +38,8 @@ async def test_vpsmon_groups_connect_but_create_nothing(migrated: str, group: st
             await conn.close()
 
 
-async def test_server_role_uses_a_current_schema_without_migrating(migrated: str) -> None:
-    async with login_role(migrated, "vpsmon_ingest") as dsn:
+async def test_server_role_uses_a_current_schema_without_migrating(migrated_database: str) -> None:
+    async with login_role(migrated_database, "vpsmon_ingest") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             report = await upgrade_schema(conn, Settings())
@@ -57,11 +49,11 @@ async def test_server_role_uses_a_current_schema_without_migrating(migrated: str
             await conn.close()
 
 
-async def test_server_role_refuses_a_stale_schema(migrated: str, tmp_path: Path) -> None:
+async def test_server_role_refuses_a_stale_schema(migrated_database: str, tmp_path: Path) -> None:
     newer = tmp_path / "migrations"
     shutil.copytree(migrations_dir(), newer)
     (newer / "0999_later.sql").write_text("CREATE TABLE later (id int);\n")
-    async with login_role(migrated, "vpsmon_query") as dsn:
+    async with login_role(migrated_database, "vpsmon_query") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             with pytest.raises(MigrationError, match=r"0999_later\.sql.*vpsmon migrate"):

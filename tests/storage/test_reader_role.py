@@ -14,9 +14,9 @@ from vpsmon.settings import Settings
 
 
 @pytest.fixture
-async def reader(storage_server: StorageServer, fresh_database: str) -> AsyncIterator[Store]:
+async def reader(storage_server: StorageServer, migrated_database: str) -> AsyncIterator[Store]:
     settings = Settings(backend=storage_server.backend)
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
+    async with migrated_store(migrated_database, storage_server.name, settings) as store:
         vps_id = (await register_vps(store.conn, "db-1")).vps_id
         await store.conn.execute(
             "INSERT INTO performance_metrics VALUES (now(), $1, 12.5, 1, 2, 3, 4, 5, 6)", vps_id

@@ -51,14 +51,14 @@ async def deletion_granularity(store: Store, relation: str) -> timedelta:
 
 
 async def test_retention_removes_old_rows_and_keeps_the_rest_correct(
-    storage_server: StorageServer, fresh_database: str
+    storage_server: StorageServer, migrated_database: str
 ) -> None:
     settings = Settings(
         backend=storage_server.backend,
         retention=RETENTION,
         timescale_chunk_interval=timedelta(minutes=30),
     )
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
+    async with migrated_store(migrated_database, storage_server.name, settings) as store:
         conn = store.conn
         if store.backend is Backend.TIMESCALEDB:
             # The history below is loaded at once rather than over 14 hours, so
@@ -108,10 +108,10 @@ async def test_retention_removes_old_rows_and_keeps_the_rest_correct(
 
 
 async def test_retention_periods_follow_the_settings(
-    storage_server: StorageServer, fresh_database: str
+    storage_server: StorageServer, migrated_database: str
 ) -> None:
     settings = Settings(backend=storage_server.backend, retention=RETENTION)
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
+    async with migrated_store(migrated_database, storage_server.name, settings) as store:
         rows = await store.conn.fetch("SELECT relation, keep FROM retention_policy")
         stored = {row["relation"]: row["keep"] for row in rows}
         assert stored == KEEP

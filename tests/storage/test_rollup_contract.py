@@ -20,9 +20,9 @@ from vpsmon.settings import Settings
 
 
 @pytest.fixture
-async def store(storage_server: StorageServer, fresh_database: str) -> AsyncIterator[Store]:
+async def store(storage_server: StorageServer, migrated_database: str) -> AsyncIterator[Store]:
     settings = Settings(backend=storage_server.backend)
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
+    async with migrated_store(migrated_database, storage_server.name, settings) as store:
         yield store
 
 

@@ -40,12 +40,12 @@ class Deployment:
 
 
 @pytest.fixture
-async def deployment(storage_server: StorageServer, fresh_database: str) -> Deployment:
+async def deployment(storage_server: StorageServer, migrated_database: str) -> Deployment:
     """A database migrated by its owner, with one VPS."""
     settings = Settings(backend=storage_server.backend)
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
+    async with migrated_store(migrated_database, storage_server.name, settings) as store:
         issued = await register_vps(store.conn, "web-1")
-        return Deployment(fresh_database, store.backend, issued.vps_id, issued.token)
+        return Deployment(migrated_database, store.backend, issued.vps_id, issued.token)
 
 
 @pytest.fixture
