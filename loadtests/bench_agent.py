@@ -24,10 +24,11 @@ from bench_common import (
     Figure,
     Setup,
     find_bin,
-    free_port,
     percentile,
     wait_for_port,
 )
+
+from tests.support.processes import free_port
 
 
 @dataclass

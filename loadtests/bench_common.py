@@ -1,6 +1,8 @@
 """Shared parts of loadtests/benchmark.py (some also used by run_ingest_load.py):
 errors, statistics, the results table, child processes (started, waited for,
-always stopped), the embedded database and a minimal HTTP client."""
+always stopped), the embedded database and a minimal HTTP client. Free ports
+and the readiness probes of a port and a query side are the test suite's
+(tests/support/processes.py), as is the synthetic agent."""
 
 from __future__ import annotations
 
@@ -10,18 +12,21 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 import asyncpg
 import httpx
 
+from tests.support.processes import port_open, query_side_ready
+from tests.support.synthetic_agent import StreamEnded
 from vpsmon.storage.dsn import with_database
 from vpsmon.storage.embedded import EmbeddedPostgres
 
@@ -57,6 +62,35 @@ class BenchError(RuntimeError):
 
 class Interrupted(BaseException):
     """SIGTERM, handled like Ctrl-C."""
+
+
+def run_command(
+    work_prefix: str, body: Callable[[Path], int], cleanup: Callable[[], None] | None = None
+) -> int:
+    """The frame of a load-test command: SIGTERM handled like Ctrl-C, a throwaway
+    work directory for ``body`` (under /tmp, not /root: pgserver run as root opens
+    up the data dir's parents), one FAILED line for a BenchError or a synthetic
+    agent's stream that ended, exit status 130 when interrupted. ``cleanup`` (with
+    Ctrl-C ignored: it is bounded) and the directory's removal always run."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    work = Path(tempfile.mkdtemp(prefix=work_prefix, dir="/tmp"))
+    try:
+        return body(work)
+    except (BenchError, StreamEnded) as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted; everything stopped", file=sys.stderr)
+        return 130
+    finally:
+        if cleanup is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            cleanup()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -128,13 +162,6 @@ def render_table(figures: list[Figure]) -> str:
             f" {ratio_text} |"
         )
     return "\n".join(lines)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def find_bin(name: str) -> str:
@@ -220,15 +247,29 @@ async def wait_for_port(
         if proc.poll() is not None:
             tail = log_tail(log)
             raise BenchError(f"{name} exited with {proc.returncode}:\n{tail}")
-        try:
-            _, writer = await asyncio.open_connection(HOST, port)
-            writer.close()
-            await writer.wait_closed()
+        if await port_open(port):
             return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise BenchError(f"{name} not listening after {timeout:g} s") from None
-            await asyncio.sleep(0.05)
+        if time.monotonic() > deadline:
+            raise BenchError(f"{name} not listening after {timeout:g} s")
+        await asyncio.sleep(0.05)
+
+
+def run_vpsmon(args: list[str], env: dict[str, str], timeout: float = STARTUP_TIMEOUT) -> str:
+    """`vpsmon ARGS` to the end: its standard output, or a BenchError with the end of
+    its standard error."""
+    done = subprocess.run(
+        [find_bin("vpsmon"), *args],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"vpsmon {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout
 
 
 def log_tail(path: Path, size: int = 2000) -> str:
@@ -322,12 +363,7 @@ async def wait_for_query_side(
             if proc.poll() is not None:
                 tail = log_tail(log)
                 raise BenchError(f"query side exited with {proc.returncode}:\n{tail}")
-            ready = log_tail(log, 1 << 20).count("Worker ready")
-            try:
-                healthy = (await client.get("/api/health")).status_code == 200
-            except httpx.TransportError:
-                healthy = False
-            if healthy and ready >= workers:
+            if await query_side_ready(client, log_tail(log, 1 << 20), workers):
                 return
             if time.monotonic() > deadline:
                 raise BenchError(f"query side not ready after {STARTUP_TIMEOUT:g} s")

@@ -35,17 +35,12 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -54,18 +49,16 @@ from bench_agent import phase_footprint
 from bench_common import (
     DEFAULT_REPORT,
     HOST,
-    ROOT,
-    STARTUP_TIMEOUT,
     UNLIMITED_BUDGET_ENV,
     BenchError,
     Children,
     Figure,
-    Interrupted,
     Setup,
     database,
     find_bin,
-    free_port,
     render_table,
+    run_command,
+    run_vpsmon,
     wait_for_port,
     wait_for_query_side,
 )
@@ -76,7 +69,7 @@ from bench_queries import phase_queries, seed_history
 
 from command_side.vps_commands import register_vps
 from query_side.accounts import create_api_token, create_user
-from tests.support.synthetic_agent import StreamEnded
+from tests.support.processes import free_port
 
 
 async def prepare(dsn: str, env: dict[str, str], work: Path, args: argparse.Namespace) -> Setup:
@@ -168,21 +161,6 @@ async def run_phases(
     return figures, extra
 
 
-def _migrate(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [find_bin("vpsmon"), "migrate"],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BenchError(f"vpsmon migrate failed: {done.stderr.strip()[-2000:]}")
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Benchmark vpsmon against same-run baselines on this machine.",
@@ -251,7 +229,7 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> int:
         env = {**os.environ, "VPSMON_DATABASE_URL": dsn, **UNLIMITED_BUDGET_ENV}
         for key in ("VPSMON_GRPC_TLS_CERT", "VPSMON_GRPC_TLS_KEY"):
             env.pop(key, None)
-        _migrate(env)
+        run_vpsmon(["migrate"], env)
         try:
             figures, extra = asyncio.run(run_phases(dsn, env, work, args, children))
         finally:
@@ -292,26 +270,13 @@ def _cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    work = Path(tempfile.mkdtemp(prefix="vpsmon-bench-", dir="/tmp"))
     children = Children()
-    try:
+
+    def body(work: Path) -> int:
         _defaults(args)
         return run(args, work, children)
-    except (BenchError, StreamEnded) as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, Interrupted):
-        print("interrupted; everything stopped", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        children.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+
+    return run_command("vpsmon-bench-", body, children.stop_all)
 
 
 if __name__ == "__main__":

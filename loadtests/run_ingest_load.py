@@ -26,17 +26,15 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 import asyncpg
@@ -44,13 +42,15 @@ from bench_common import (
     HOST,
     UNLIMITED_BUDGET_ENV,
     BenchError,
-    Interrupted,
     database,
     die_with_parent,
     find_bin,
-    free_port,
+    run_command,
+    run_vpsmon,
     wait_for_port,
 )
+
+from tests.support.processes import free_port
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
@@ -81,19 +81,11 @@ def parse_run_time(text: str) -> int:
     return seconds
 
 
-def _bounded_int(low: int, high: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low} to {high}")
-        return value
+def _bounded(convert: Callable[[str], float], low: float, high: float) -> Any:
+    """An argparse type: ``convert`` (int or float), then a check of the range."""
 
-    return parse
-
-
-def _bounded_float(low: float, high: float) -> Any:
     def parse(text: str) -> float:
-        value = float(text)
+        value = convert(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g}")
         return value
@@ -107,23 +99,23 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--users", type=_bounded_int(1, MAX_USERS), default=20, help="agents (one VPS each)"
+        "--users", type=_bounded(int, 1, MAX_USERS), default=20, help="agents (one VPS each)"
     )
     parser.add_argument(
-        "--batch-size", type=_bounded_int(1, 100_000), default=100, help="snapshots per batch"
+        "--batch-size", type=_bounded(int, 1, 100_000), default=100, help="snapshots per batch"
     )
     parser.add_argument(
         "--run-time", type=parse_run_time, default=30, help=f"e.g. 30s, 2m (max {MAX_RUN_SECONDS}s)"
     )
     parser.add_argument(
         "--spawn-rate",
-        type=_bounded_float(0.01, 10_000),
+        type=_bounded(float, 0.01, 10_000),
         default=None,
         help="users started per second (default: all at once)",
     )
     parser.add_argument(
         "--wait",
-        type=_bounded_float(0, 3600),
+        type=_bounded(float, 0, 3600),
         default=0.0,
         help="seconds each agent waits between batches",
     )
@@ -166,22 +158,11 @@ def _stop(proc: subprocess.Popen[bytes] | None, name: str, sig: int = signal.SIG
 
 def register_vpses(count: int, env: dict[str, str]) -> list[dict[str, Any]]:
     run = uuid.uuid4().hex[:8]
-    vpsmon = find_bin("vpsmon")
 
     def add(index: int) -> dict[str, Any]:
         name = f"load-{run}-{index:04d}"
-        done = subprocess.run(
-            [vpsmon, "vps", "add", name, "--json"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=STARTUP_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"vpsmon vps add {name} failed: {done.stderr.strip()}")
-        issued: dict[str, Any] = json.loads(done.stdout)
+        out = run_vpsmon(["vps", "add", name, "--json"], env, STARTUP_TIMEOUT_SECONDS)
+        issued: dict[str, Any] = json.loads(out)
         return issued
 
     with ThreadPoolExecutor(REGISTER_PARALLELISM) as pool:
@@ -410,23 +391,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    # Not under /root: pgserver run as root opens up the data dir's parents.
-    work = Path(tempfile.mkdtemp(prefix="vpsmon-load-", dir="/tmp"))
-    try:
-        return run(args, work)
-    except BenchError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, Interrupted):
-        print("interrupted; everything stopped", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return run_command("vpsmon-load-", lambda work: run(args, work))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from command_side.vps_commands import (
 from proto.options import MAX_MESSAGE_BYTES
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from tests.support.command_side import RunningCommandSide, command_side
-from tests.support.databases import login_in_role
+from tests.support.databases import login_role
 from tests.support.synthetic_agent import SyntheticAgent, batch_message, handshake_message, snapshot
 
 MAX_BATCH = 50
@@ -218,24 +218,25 @@ async def test_forged_vps_event_notifications_are_ignored(
     events neither close a stream nor knock the listener over."""
     issued = await register_vps(db, "web-1")
     agent = await connected(server, issued.token)
-    forger = await asyncpg.connect(await login_in_role(embedded_migrated_database, "vpsmon_reader"))
-    try:
-        for payload in [
-            "garbage",
-            json.dumps({"vps_id": issued.vps_id, "event_type": "decommissioned"}),
-            "999999999",
-            "1," * 3000,
-            "",
-        ]:
-            await forger.execute("SELECT pg_notify($1, $2)", VPS_EVENTS_CHANNEL, payload)
-        await configure_agent(db, issued.vps_id, collect_interval_seconds=9)
-        pushed = await agent.receive()  # delivered after the forgeries
-        assert pushed.agent_config.metrics_collect_interval_seconds == 9
-        assert (await agent.send_batch([snapshot()])).accepted == 1
-        assert "listener failed" not in caplog.text
-    finally:
-        await forger.close()
-        await agent.close()
+    async with login_role(embedded_migrated_database, "vpsmon_reader") as forger_dsn:
+        forger = await asyncpg.connect(forger_dsn)
+        try:
+            for payload in [
+                "garbage",
+                json.dumps({"vps_id": issued.vps_id, "event_type": "decommissioned"}),
+                "999999999",
+                "1," * 3000,
+                "",
+            ]:
+                await forger.execute("SELECT pg_notify($1, $2)", VPS_EVENTS_CHANNEL, payload)
+            await configure_agent(db, issued.vps_id, collect_interval_seconds=9)
+            pushed = await agent.receive()  # delivered after the forgeries
+            assert pushed.agent_config.metrics_collect_interval_seconds == 9
+            assert (await agent.send_batch([snapshot()])).accepted == 1
+            assert "listener failed" not in caplog.text
+        finally:
+            await forger.close()
+            await agent.close()
 
 
 async def test_bad_input_never_disturbs_a_well_behaved_agent(

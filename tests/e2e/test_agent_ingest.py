@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.support.fleet import (
     AgentProcess,
+    IngestFleet,
     SyntheticLoad,
     assert_exactly_once,
     committed_batches,
@@ -40,48 +41,28 @@ async def test_agent_process_snapshots_land_exactly_once(
 async def test_kill_9_of_the_command_side_mid_stream(
     embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    real, *synthetic_vps = await register(embedded_migrated_database, 3)
-    side = CommandSideProcess(embedded_migrated_database, tmp_path / "side.log")
-    await side.start()
-    agent = AgentProcess(side.address, real.token, tmp_path)
-    await agent.start()
-    loaders = [
-        SyntheticLoad(side.address, v.token, tmp_path / f"load{i}")
-        for i, v in enumerate(synthetic_vps)
-    ]
-    for loader in loaders:
-        loader.start()
+    fleet = await IngestFleet.start(embedded_migrated_database, tmp_path)
 
     async def some_committed() -> bool:
         return await committed_batches(embedded_migrated_database) >= 20
 
     await eventually(some_committed, "batches before the crash", timeout=60)
-    await side.kill()
+    await fleet.side.kill()
 
     async def spools_growing() -> bool:
-        return all(len(loader.spool) >= 5 for loader in loaders)
+        return all(len(load.spool) >= 5 for load in fleet.loads.values())
 
     await eventually(
         spools_growing, "batches to pile up in the spools while the server is down", timeout=60
     )
-    await side.start()
+    await fleet.side.start()
     before = await committed_batches(embedded_migrated_database)
 
     async def progressing() -> bool:
         return await committed_batches(embedded_migrated_database) >= before + 20
 
     await eventually(progressing, "ingest to resume after the restart", timeout=60)
-    for loader in loaders:
-        await loader.drain_and_stop()
-    assert await agent.stop() == 0
-    assert await side.stop() == 0
-    await assert_exactly_once(
-        embedded_migrated_database,
-        {
-            real.vps_id: agent.ledger(),
-            **{v.vps_id: loader.ledger for v, loader in zip(synthetic_vps, loaders, strict=True)},
-        },
-    )
+    await fleet.stop_and_assert_exactly_once()
 
 
 async def test_agent_restarted_with_unacked_batches_in_its_spool(

@@ -13,7 +13,7 @@ import httpx
 import psutil
 
 from projections.latest_values import LATEST_CHANNEL
-from tests.support.databases import login_in_role
+from tests.support.databases import login_role
 from tests.support.query_side import Fleet, query_side, seed
 from tests.support.synthetic_agent import snapshot
 from tests.support.waiting import eventually
@@ -64,8 +64,10 @@ async def test_forged_notifications_change_nothing_and_cost_no_memory(
     embedded_migrated_database: str, tmp_path: Path
 ) -> None:
     tokens, vps, agent_tokens, passwords = await seed(embedded_migrated_database)
-    forger_dsn = await login_in_role(embedded_migrated_database, "vpsmon_reader")
-    async with query_side(embedded_migrated_database, tmp_path / "qs.log", workers=1) as base_url:
+    async with (
+        login_role(embedded_migrated_database, "vpsmon_reader") as forger_dsn,
+        query_side(embedded_migrated_database, tmp_path / "qs.log", workers=1) as base_url,
+    ):
         fleet = Fleet(embedded_migrated_database, base_url, tokens, vps, agent_tokens, passwords)
         port = int(base_url.rpartition(":")[2])
         web1 = f"/api/vps/{vps['web-1']}/metrics/latest"

@@ -5,14 +5,12 @@ migrated for plain PostgreSQL on a server that now offers TimescaleDB)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.databases import StorageServer, as_login, create_database, drop_database
-from vpsmon.storage.dsn import with_database
+from tests.support.databases import StorageServer
+from vpsmon.storage.dsn import with_database, with_login
 
 
 async def _has_extension(dsn: str) -> bool:
@@ -27,13 +25,11 @@ async def _has_extension(dsn: str) -> bool:
 
 
 @pytest.fixture
-async def brand_new_database(storage_server: StorageServer) -> AsyncIterator[str]:
-    dsn = await create_database(storage_server.dsn)
-    assert not await _has_extension(dsn), "a new database must start without the extension"
-    try:
-        yield dsn
-    finally:
-        await drop_database(storage_server.dsn, dsn)
+async def brand_new_database(fresh_database: str) -> str:
+    assert not await _has_extension(fresh_database), (
+        "a new database must start without the extension"
+    )
+    return fresh_database
 
 
 async def test_auto_detection_on_a_brand_new_database(
@@ -75,7 +71,7 @@ async def test_a_role_that_may_not_create_the_extension_is_told_the_statement(
             await schema_admin.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {owner}")
         finally:
             await schema_admin.close()
-        dsn = as_login(storage_server.dsn, owner, "pw", database)
+        dsn = with_database(with_login(storage_server.dsn, owner, "pw"), database)
         code, _, err = await run_cli(dsn, "migrate", backend="auto")
         assert code == 1
         assert "may not create the extension" in err

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -158,26 +157,6 @@ async def drop_database(server_dsn: str, dsn: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-async def login_in_role(dsn: str, group: str) -> str:
-    """A new login role that is a member of ``group``; its URL for the same database."""
-    name = f"login_{uuid.uuid4().hex[:12]}"
-    password = uuid.uuid4().hex
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {group}")
-    finally:
-        await conn.close()
-    return as_login(dsn, name, password)
-
-
-def as_login(dsn: str, user: str, password: str, database: str | None = None) -> str:
-    """The same server as ``dsn``, as another login (and maybe another database)."""
-    parts = urlsplit(dsn)
-    host = parts.netloc.rpartition("@")[2]
-    url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
-    return url if database is None else with_database(url, database)
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from agent.client import AgentClient, Backoff
 from agent.spool import SUFFIX, SnapshotSpool
 from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
-from tests.support.processes import VpsmonProcess
+from tests.support.processes import CommandSideProcess, VpsmonProcess
 from tests.support.synthetic_agent import now_ms, snapshot
 from tests.support.waiting import eventually
 from vpsmon.settings import Settings
@@ -172,3 +172,36 @@ async def register(dsn: str, count: int) -> list[Registered]:
         ]
     finally:
         await conn.close()
+
+
+@dataclass
+class IngestFleet:
+    """A command side process with a real agent process and synthetic loads on it."""
+
+    dsn: str
+    side: CommandSideProcess
+    agent: AgentProcess
+    agent_vps: Registered
+    loads: dict[int, SyntheticLoad]  # by VPS id
+
+    @classmethod
+    async def start(cls, dsn: str, directory: Path, loads: int = 2) -> IngestFleet:
+        real, *others = await register(dsn, 1 + loads)
+        side = CommandSideProcess(dsn, directory / "side.log")
+        await side.start()
+        agent = AgentProcess(side.address, real.token, directory)
+        await agent.start()
+        fleet = cls(dsn, side, agent, real, {})
+        for i, vps in enumerate(others):
+            fleet.loads[vps.vps_id] = SyntheticLoad(side.address, vps.token, directory / f"load{i}")
+            fleet.loads[vps.vps_id].start()
+        return fleet
+
+    async def stop_and_assert_exactly_once(self) -> None:
+        """Drain the loads, stop the agent and the side cleanly, and check the database."""
+        for load in self.loads.values():
+            await load.drain_and_stop()
+        assert await self.agent.stop() == 0
+        assert await self.side.stop() == 0, self.side.output()
+        ledgers = {vps_id: load.ledger for vps_id, load in self.loads.items()}
+        await assert_exactly_once(self.dsn, {self.agent_vps.vps_id: self.agent.ledger(), **ledgers})

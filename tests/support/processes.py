@@ -8,9 +8,12 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,18 +25,33 @@ def free_port() -> int:
         return port
 
 
+async def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
 async def wait_for_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.02)
+    while not await port_open(port):
+        if time.monotonic() > deadline:
+            raise OSError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+        await asyncio.sleep(0.02)
+
+
+async def query_side_ready(client: httpx.AsyncClient, log: str, workers: int) -> bool:
+    """A query side answers /api/health and all its ``workers`` are up (their
+    "Worker ready" lines in its ``log``): Sanic cannot stop while one is starting."""
+    try:
+        healthy = (await client.get("/api/health")).status_code == 200
+    except httpx.TransportError:
+        healthy = False
+    return healthy and log.count("Worker ready") >= workers
 
 
 _started: list[VpsmonProcess] = []
@@ -157,3 +175,23 @@ class ClusterProcess:
             assert self.process.stdin is not None
             self.process.stdin.close()
             await asyncio.wait_for(self.process.wait(), 60)
+
+
+def run_loadtest(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``loadtests/SCRIPT ARGS`` to the end; fails unless it exits 0.
+
+    Without any VPSMON_ setting, so on its own path: a throwaway embedded
+    cluster, never the developer's database.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPSMON_")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "loadtests" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result

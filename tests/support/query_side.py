@@ -18,7 +18,7 @@ from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
 from query_side.accounts import create_api_token, create_user
 from tests.support.command_side import deliver
-from tests.support.processes import VpsmonProcess, free_port
+from tests.support.processes import VpsmonProcess, free_port, query_side_ready
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
 
@@ -87,13 +87,7 @@ async def query_side(
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
             for _ in range(600):
-                # Every worker must be up: Sanic cannot stop while one is starting.
-                ready = process.output().count("Worker ready")
-                try:
-                    healthy = (await client.get("/api/health")).status_code == 200
-                except httpx.TransportError:
-                    healthy = False
-                if healthy and ready >= workers:
+                if await query_side_ready(client, process.output(), workers):
                     break
                 if not process.running:
                     raise AssertionError(f"query side exited:\n{process.output()}")
