@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 # The helpers' asserts report their values as the tests' own do; this must come
@@ -23,6 +24,8 @@ from tests.support.databases import (  # noqa: E402
 )
 from tests.support.processes import kill_leftovers  # noqa: E402
 from tests.support.query_side import Fleet, query_side, seed  # noqa: E402
+from tests.support.rollups import Store, migrated_store  # noqa: E402
+from vpsmon.settings import Settings  # noqa: E402
 from vpsmon.storage.embedded import EmbeddedPostgres  # noqa: E402
 
 TIMESCALE_URL_ENV = "VPSMON_TEST_TIMESCALE_URL"
@@ -119,6 +122,24 @@ async def embedded_migrated_database(
     """A migrated database on the embedded server (a copy of its template)."""
     async with throwaway_database(embedded_server_dsn, embedded_template) as dsn:
         yield dsn
+
+
+@pytest.fixture
+async def conn(embedded_migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to ``embedded_migrated_database``."""
+    connection = await asyncpg.connect(embedded_migrated_database)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def store(storage_server: StorageServer, migrated_database: str) -> AsyncIterator[Store]:
+    """``migrated_database`` as a Store (rollup refresh, retention) with the default settings."""
+    settings = Settings(backend=storage_server.backend)
+    async with migrated_store(migrated_database, storage_server.name, settings) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")

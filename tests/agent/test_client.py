@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import logging
 import random
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,13 +17,8 @@ from agent.client import AgentClient, Backoff
 from agent.spool import SnapshotSpool
 from proto.vpsmon.v1 import agent_pb2
 from tests.support.fake_command_side import TOKEN, FakeServer
+from tests.support.spool import make_batch
 from tests.support.waiting import eventually
-
-
-def make_batch() -> agent_pb2.PerformanceSnapshotBatch:
-    batch = agent_pb2.PerformanceSnapshotBatch(batch_id=str(uuid.uuid4()))
-    batch.snapshots.add(timestamp_unix_ms=1_700_000_000_000, memory_total_bytes=1)
-    return batch
 
 
 @pytest.fixture
@@ -48,7 +42,7 @@ async def test_handshake_then_spooled_batches_oldest_first(
 ) -> None:
     server, address = fake
     spool = SnapshotSpool(tmp_path)
-    batches = [make_batch() for _ in range(5)]
+    batches = [make_batch(1) for _ in range(5)]
     for batch in batches:
         spool.add(batch)
     client = fast_client(address, spool)
@@ -73,7 +67,7 @@ async def test_reconnect_resends_exactly_the_unacked_batches(
 ) -> None:
     server, address = fake
     spool = SnapshotSpool(tmp_path)
-    batches = [make_batch() for _ in range(8)]
+    batches = [make_batch(1) for _ in range(8)]
     for batch in batches:
         spool.add(batch)
     held = {batches[i].batch_id for i in (1, 4, 5)}
@@ -85,7 +79,7 @@ async def test_reconnect_resends_exactly_the_unacked_batches(
     # The spool holds exactly the unacked batches, in order; any ack is final.
     assert spool.ids() == [b.batch_id for b in batches if b.batch_id in held]
     assert client.stats.duplicates == 1
-    later = make_batch()  # produced while connected: spooled, then sent
+    later = make_batch(1)  # produced while connected: spooled, then sent
     client.submit(later)
     await eventually(lambda: later.batch_id in server.acked)
 
@@ -108,7 +102,7 @@ async def test_pipelining_is_bounded_by_max_in_flight(
     server.ack_delay_s = 0.02
     spool = SnapshotSpool(tmp_path)
     for _ in range(30):
-        spool.add(make_batch())
+        spool.add(make_batch(1))
     running(fast_client(address, spool, max_in_flight=4))
     await eventually(lambda: len(spool) == 0)
     assert len(server.received()) == 30
@@ -144,7 +138,7 @@ async def test_rejected_ack_is_final_and_logged(
     server, address = fake
     server.policy = lambda _b: "reject"
     spool = SnapshotSpool(tmp_path)
-    batch = make_batch()
+    batch = make_batch(1)
     spool.add(batch)
     client = fast_client(address, spool)
     with caplog.at_level(logging.WARNING, logger="agent.client"):
@@ -169,7 +163,7 @@ async def test_missing_ack_times_out_and_the_batch_is_resent(
     server, address = fake
     server.policy = lambda _b: "hold"  # e.g. the database is down: nothing commits
     spool = SnapshotSpool(tmp_path)
-    batch = make_batch()
+    batch = make_batch(1)
     spool.add(batch)
     client = fast_client(address, spool, ack_timeout_s=0.2)
     attempts: list[int] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 from agent.client import AgentClient
 from agent.spool import SnapshotSpool
 from agent.stats import AgentStats
-from tests.agent.test_client import make_batch
+from tests.support.spool import make_batch
 
 
 def test_every_counter_has_one_prometheus_style_name_and_a_help() -> None:
@@ -26,7 +26,7 @@ def test_the_spool_and_the_client_count_into_the_same_object(tmp_path: Path) -> 
     spool = SnapshotSpool(tmp_path, max_batches=1, stats=stats)
     client = AgentClient("127.0.0.1:1", "token", spool, stats=stats)
     for _ in range(3):
-        client.submit(make_batch())
+        client.submit(make_batch(1))
     assert client.stats is stats
     values = {name: value for name, _, value in stats.counters()}
     assert values["vpsmon_agent_spool_dropped_total"] == 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -23,19 +23,11 @@ from command_side.maintenance import (
 from command_side.maintenance_jobs import maintenance_jobs
 from projections.refresh_lag import rollup_watermarks
 from projections.rollup_levels import LEVELS
-from tests.databases import StorageServer
-from tests.storage.store import Store, migrated_store
-from vpsmon.settings import Settings
+from tests.support.rollups import Store
+from tests.support.waiting import eventually
 from vpsmon.storage.backend import Backend
 
 QUICK = timedelta(milliseconds=50)
-
-
-@pytest.fixture
-async def store(storage_server: StorageServer, fresh_database: str) -> AsyncIterator[Store]:
-    settings = Settings(backend=storage_server.backend)
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
-        yield store
 
 
 def quick_jobs(store: Store) -> list[MaintenanceJob]:
@@ -55,15 +47,6 @@ async def running(runner: MaintenanceRunner) -> AsyncIterator[asyncio.Task[None]
         await asyncio.wait_for(task, 10)
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds (bounded), instead of sleeping a guessed time."""
-    for _ in range(500):
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
-
-
 async def leader_lock(conn: asyncpg.Connection, *, granted: bool) -> list[str]:
     """application_name of the sessions holding (or waiting for) the leader lock."""
     rows = await conn.fetch(
@@ -81,10 +64,12 @@ async def runs_by(conn: asyncpg.Connection) -> dict[str, int]:
     return {row["runner"]: row["runs"] for row in rows}
 
 
-async def test_of_two_runners_exactly_one_does_the_work(store: Store, fresh_database: str) -> None:
+async def test_of_two_runners_exactly_one_does_the_work(
+    store: Store, migrated_database: str
+) -> None:
     conn = store.conn
-    first = MaintenanceRunner(fresh_database, quick_jobs(store), runner_id="first")
-    second = MaintenanceRunner(fresh_database, quick_jobs(store), runner_id="second")
+    first = MaintenanceRunner(migrated_database, quick_jobs(store), runner_id="first")
+    second = MaintenanceRunner(migrated_database, quick_jobs(store), runner_id="second")
     async with running(first):
 
         async def first_leads() -> bool:
@@ -116,13 +101,13 @@ async def test_of_two_runners_exactly_one_does_the_work(store: Store, fresh_data
 
 
 async def test_another_runner_takes_over_when_the_leader_loses_its_connection(
-    store: Store, fresh_database: str
+    store: Store, migrated_database: str
 ) -> None:
     conn = store.conn
     first = MaintenanceRunner(
-        fresh_database, quick_jobs(store), runner_id="first", reconnect_delay_s=0.05
+        migrated_database, quick_jobs(store), runner_id="first", reconnect_delay_s=0.05
     )
-    second = MaintenanceRunner(fresh_database, quick_jobs(store), runner_id="second")
+    second = MaintenanceRunner(migrated_database, quick_jobs(store), runner_id="second")
     async with running(first), running(second):
 
         async def one_leads_one_waits() -> bool:
@@ -149,10 +134,10 @@ async def test_another_runner_takes_over_when_the_leader_loses_its_connection(
         await eventually(old_leader_queues, "the old leader reconnects and waits")
 
 
-async def test_a_stopped_leader_hands_over_at_once(store: Store, fresh_database: str) -> None:
+async def test_a_stopped_leader_hands_over_at_once(store: Store, migrated_database: str) -> None:
     conn = store.conn
-    first = MaintenanceRunner(fresh_database, quick_jobs(store), runner_id="first")
-    second = MaintenanceRunner(fresh_database, quick_jobs(store), runner_id="second")
+    first = MaintenanceRunner(migrated_database, quick_jobs(store), runner_id="first")
+    second = MaintenanceRunner(migrated_database, quick_jobs(store), runner_id="second")
     async with running(second):
         async with running(first):
 
@@ -173,7 +158,7 @@ async def test_a_stopped_leader_hands_over_at_once(store: Store, fresh_database:
 
 
 async def test_a_failing_job_is_recorded_and_the_others_go_on(
-    store: Store, fresh_database: str
+    store: Store, migrated_database: str
 ) -> None:
     async def broken(conn: asyncpg.Connection) -> None:
         await conn.execute("SELECT * FROM no_such_table")
@@ -182,7 +167,7 @@ async def test_a_failing_job_is_recorded_and_the_others_go_on(
         await conn.execute("SELECT 1")
 
     jobs = [MaintenanceJob("broken", QUICK, broken), MaintenanceJob("fine", QUICK, fine)]
-    runner = MaintenanceRunner(fresh_database, jobs, runner_id="solo")
+    runner = MaintenanceRunner(migrated_database, jobs, runner_id="solo")
     async with running(runner):
 
         async def both_ran_twice() -> bool:

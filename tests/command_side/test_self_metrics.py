@@ -12,11 +12,10 @@ import pytest
 
 from command_side.vps_commands import register_vps
 from proto.vpsmon.v1 import agent_pb2
-from tests.command_side.harness import AgentConnection, batch_message, command_side, snapshot
-from tests.e2e.fleet import wait_for
+from tests.support.command_side import command_side
+from tests.support.synthetic_agent import SyntheticAgent, batch_message, snapshot
+from tests.support.waiting import eventually
 from vpsmon.self_metrics import REFUSED_OVER_BUDGET, REGISTRY
-from vpsmon.settings import Settings
-from vpsmon.storage.schema import upgrade_schema
 
 
 def value(name: str, **labels: str) -> float:
@@ -48,31 +47,30 @@ async def settled(before: dict[str, float], expected: dict[str, float]) -> None:
         return changes(before) == expected
 
     try:
-        await wait_for(reached, "the self-metrics", timeout=10)
+        await eventually(reached, "the self-metrics", timeout=10)
     except AssertionError:
         assert changes(before) == expected  # shows the difference
         raise
 
 
 @pytest.fixture
-async def agent_token(embedded_database: str) -> str:
+async def agent_token(embedded_migrated_database: str) -> str:
     """The agent token of a VPS registered in the freshly migrated database."""
-    conn = await asyncpg.connect(embedded_database)
+    conn = await asyncpg.connect(embedded_migrated_database)
     try:
-        await upgrade_schema(conn, Settings(backend="postgresql"))
         return (await register_vps(conn, "web-1")).token
     finally:
         await conn.close()
 
 
 async def test_rows_batches_acks_and_streams_of_a_real_stream(
-    embedded_database: str, agent_token: str
+    embedded_migrated_database: str, agent_token: str
 ) -> None:
     async with command_side(
-        embedded_database, max_batch_snapshots=50, agent_upload_batch_max=20
+        embedded_migrated_database, max_batch_snapshots=50, agent_upload_batch_max=20
     ) as side:
         before = reading()
-        agent = AgentConnection(side.address)
+        agent = SyntheticAgent(side.address)
         try:
             await agent.handshake(agent_token)
             await settled(before, {**dict.fromkeys(before, 0.0), "streams": 1})
@@ -112,12 +110,12 @@ async def test_rows_batches_acks_and_streams_of_a_real_stream(
 
 
 async def test_a_stream_over_its_budget_is_counted(
-    embedded_database: str, agent_token: str
+    embedded_migrated_database: str, agent_token: str
 ) -> None:
     budget = {"max_batch_snapshots": 50, "agent_upload_batch_max": 50, "ingest_budget_headroom": 2}
-    async with command_side(embedded_database, **budget) as side:
+    async with command_side(embedded_migrated_database, **budget) as side:
         refused = value("vpsmon_ingest_resource_exhausted_total", reason=REFUSED_OVER_BUDGET)
-        greedy = AgentConnection(side.address)
+        greedy = SyntheticAgent(side.address)
         try:
             await greedy.handshake(agent_token)
             # 2 snapshots/s with a 60-snapshot burst: the second batch of 50 is refused.

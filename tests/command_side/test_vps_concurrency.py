@@ -25,11 +25,8 @@ from command_side.vps_commands import (
     vps_for_token,
 )
 from command_side.vps_stream import NewVpsEvent, VpsState, load_vps
-from tests.databases import StorageServer
 from vpsmon.errors import ConcurrencyError
-from vpsmon.settings import Settings
 from vpsmon.storage.event_log import StoredVpsEvent, append_vps_event
-from vpsmon.storage.schema import upgrade_schema
 
 
 @dataclass(frozen=True)
@@ -40,12 +37,11 @@ class Racers:
 
 
 @pytest.fixture
-async def racers(storage_server: StorageServer, fresh_database: str) -> AsyncIterator[Racers]:
+async def racers(migrated_database: str) -> AsyncIterator[Racers]:
     """Two connections to a migrated database with one VPS (at version 1)."""
-    first = await asyncpg.connect(fresh_database)
-    second = await asyncpg.connect(fresh_database)
+    first = await asyncpg.connect(migrated_database)
+    second = await asyncpg.connect(migrated_database)
     try:
-        await upgrade_schema(first, Settings(backend=storage_server.backend))
         vps_id = (await register_vps(first, "web-1")).vps_id
         yield Racers(first, second, vps_id)
     finally:

@@ -4,34 +4,23 @@ versioned event, the projection follows it, and the log alone reproduces it."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
 from projections.registry_rebuild import SHADOW_REGISTRY, build_shadow_registry
 from query_side.accounts import create_user
-from tests.storage.store import migrated_store
-from tests.storage.test_migrations import run_cli
-from vpsmon.settings import Settings
-
-
-@pytest.fixture
-async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
-    settings = Settings(backend="postgresql")
-    async with migrated_store(embedded_database, "postgresql", settings) as store:
-        yield store.conn
+from tests.support.cli import run_cli
 
 
 async def cli_json(dsn: str, *args: str) -> Any:
-    code, out, err = await run_cli(dsn, "postgresql", *args, "--json")
+    code, out, err = await run_cli(dsn, *args, "--json")
     assert code == 0, err
     return json.loads(out)
 
 
 async def cli_refused(dsn: str, *args: str, message: str) -> None:
-    code, _, err = await run_cli(dsn, "postgresql", *args)
+    code, _, err = await run_cli(dsn, *args)
     assert code == 1
     assert message in err
     assert "Traceback" not in err
@@ -54,9 +43,9 @@ async def shadow_equals_live(conn: asyncpg.Connection) -> bool:
 
 
 async def test_vps_rename_is_a_versioned_event_that_the_log_reproduces(
-    embedded_database: str, conn: asyncpg.Connection
+    embedded_migrated_database: str, conn: asyncpg.Connection
 ) -> None:
-    dsn = embedded_database
+    dsn = embedded_migrated_database
     vps_id = (await cli_json(dsn, "vps", "add", "web-1"))["vps_id"]
 
     renamed = await cli_json(dsn, "vps", "rename", str(vps_id), "  frontend-1  ")
@@ -83,9 +72,9 @@ async def test_vps_rename_is_a_versioned_event_that_the_log_reproduces(
 
 
 async def test_owners_change_by_events_and_a_removed_user_leaves_hers_to_admins(
-    embedded_database: str, conn: asyncpg.Connection
+    embedded_migrated_database: str, conn: asyncpg.Connection
 ) -> None:
-    dsn = embedded_database
+    dsn = embedded_migrated_database
     alice = await create_user(conn, "alice", "alice-password", admin=True)
     bob = await create_user(conn, "bob", "bob-password")
     vps_id = (await cli_json(dsn, "vps", "add", "web-1", "--owner", "alice"))["vps_id"]
@@ -100,7 +89,7 @@ async def test_owners_change_by_events_and_a_removed_user_leaves_hers_to_admins(
         "vps_id": vps_id,
         "owner": None,
     }
-    code, out, err = await run_cli(dsn, "postgresql", "vps", "owner", str(vps_id), "bob")
+    code, out, err = await run_cli(dsn, "vps", "owner", str(vps_id), "bob")
     assert (code, out) == (0, f"VPS {vps_id} owner: bob\n"), err
     await cli_refused(dsn, "vps", "owner", str(vps_id), "nobody", message="no user named nobody")
     await cli_refused(dsn, "vps", "owner", "999", "bob", message="no VPS with id 999")

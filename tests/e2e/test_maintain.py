@@ -3,22 +3,13 @@ refreshes the rollups; kill -9 it and the other takes over; SIGTERM ends it."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 
 from command_side.vps_commands import register_vps
-from tests.e2e.processes import VpsmonProcess
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(1500):
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
+from tests.support.processes import VpsmonProcess
+from tests.support.waiting import eventually
 
 
 def maintain_process(dsn: str, log: Path) -> VpsmonProcess:
@@ -51,7 +42,7 @@ async def test_two_maintain_processes_elect_one_and_fail_over(
         async def migrated() -> bool:
             return bool(await conn.fetchval("SELECT to_regclass('maintenance_runs') IS NOT NULL"))
 
-        await eventually(migrated, "`vpsmon maintain` migrated the database")
+        await eventually(migrated, "`vpsmon maintain` migrated the database", timeout=30)
         vps_id = (await register_vps(conn, "web-1")).vps_id
         await conn.execute(
             "INSERT INTO performance_metrics VALUES (now() - interval '20 minutes', $1,"
@@ -64,7 +55,7 @@ async def test_two_maintain_processes_elect_one_and_fail_over(
             total = await conn.fetchval("SELECT sum(samples) FROM vpsmon_rollups.data_1m")
             return total == 1 and sum((await refreshes_by_pid(conn)).values()) >= 2
 
-        await eventually(materialized, "a leader refreshes the rollups")
+        await eventually(materialized, "a leader refreshes the rollups", timeout=30)
         by_pid = await refreshes_by_pid(conn)
         assert len(by_pid) == 1, by_pid
         (leader_pid,) = by_pid
@@ -79,7 +70,7 @@ async def test_two_maintain_processes_elect_one_and_fail_over(
         async def follower_refreshes() -> bool:
             return (await refreshes_by_pid(conn)).get(follower_pid, 0) >= 1
 
-        await eventually(follower_refreshes, "the other process takes over")
+        await eventually(follower_refreshes, "the other process takes over", timeout=30)
         assert await follower.stop() == 0, follower.output()
     finally:
         await conn.close()

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from projections.refresh_lag import refresh_lag_seconds, rollup_lag_collector, rollup_refresh_lag
 from projections.rollup_levels import LEVELS
-from tests.databases import StorageServer
-from tests.storage.roles import login_role
-from tests.storage.store import Store, migrated_store
+from tests.support.databases import login_role
+from tests.support.rollups import Store
 from vpsmon.self_metrics import ROLLUP_REFRESH_LAG, render_self_metrics
-from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
-
-
-@pytest.fixture
-async def store(storage_server: StorageServer, fresh_database: str) -> AsyncIterator[Store]:
-    settings = Settings(backend=storage_server.backend)
-    async with migrated_store(fresh_database, storage_server.name, settings) as store:
-        yield store
 
 
 def test_the_lag_is_how_far_the_watermark_is_behind_the_refresh_target() -> None:
@@ -39,14 +28,14 @@ def test_the_lag_is_how_far_the_watermark_is_behind_the_refresh_target() -> None
 
 
 async def test_a_refresh_brings_every_level_up_to_date_as_seen_by_the_query_role(
-    store: Store, fresh_database: str
+    store: Store, migrated_database: str
 ) -> None:
     if store.backend is Backend.POSTGRESQL:  # TimescaleDB's own policies may already have run
         assert await rollup_refresh_lag(store.conn, store.backend) == dict.fromkeys(
             [level.name for level in LEVELS], math.inf
         )
     await store.refresh()
-    async with login_role(fresh_database, "vpsmon_query") as dsn:
+    async with login_role(migrated_database, "vpsmon_query") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             lag = await rollup_refresh_lag(conn, store.backend)

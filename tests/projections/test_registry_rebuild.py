@@ -28,10 +28,7 @@ from projections.registry_rebuild import (
 )
 from projections.vps_registry import LIVE_REGISTRY, RENAMED, RegistryTables, catch_up
 from query_side.accounts import create_user, remove_user
-from tests.databases import StorageServer
-from vpsmon.settings import Settings
 from vpsmon.storage.event_log import append_vps_event
-from vpsmon.storage.schema import upgrade_schema
 
 PASSWORD = "correct horse battery"
 Rows = dict[str, list[tuple[object, ...]]]
@@ -68,12 +65,11 @@ async def newest_event(conn: asyncpg.Connection) -> int:
 
 
 @pytest.fixture
-async def history(storage_server: StorageServer, fresh_database: str) -> AsyncIterator[History]:
+async def history(migrated_database: str) -> AsyncIterator[History]:
     """A fleet's life through the commands: every kind of VPS event, owners set and
     removed, and measurements."""
-    conn = await asyncpg.connect(fresh_database)
+    conn = await asyncpg.connect(migrated_database)
     try:
-        await upgrade_schema(conn, Settings(backend=storage_server.backend))
         alice = await create_user(conn, "alice", PASSWORD, admin=True)
         bob = await create_user(conn, "bob", PASSWORD)
         web = (await register_vps(conn, "web-1", owner_id=alice.id)).vps_id

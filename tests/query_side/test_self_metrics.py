@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from tests.e2e.fleet import wait_for
-from tests.query_side.harness import event_stream, query_side, seed
+from tests.support.query_side import event_stream, query_side, seed
+from tests.support.waiting import eventually
 from vpsmon.self_metrics import MULTIPROCESS_DIR_ENV, workers_values
 
 
@@ -20,14 +20,16 @@ def merged(directory: Path, name: str, **labels: str) -> float:
 
 
 async def test_an_sse_client_is_counted_while_connected_and_requests_by_route(
-    embedded_database: str, tmp_path: Path
+    embedded_migrated_database: str, tmp_path: Path
 ) -> None:
-    tokens, vps, _, _ = await seed(embedded_database)
+    tokens, vps, _, _ = await seed(embedded_migrated_database)
     directory = tmp_path / "self-metrics"
     directory.mkdir()
     (directory / "counter_4242.db").write_bytes(b"left by an earlier run")
     env = {MULTIPROCESS_DIR_ENV: str(directory)}
-    async with query_side(embedded_database, tmp_path / "query-side.log", env=env) as base_url:
+    async with query_side(
+        embedded_migrated_database, tmp_path / "query-side.log", env=env
+    ) as base_url:
         assert not (directory / "counter_4242.db").exists()  # emptied on start
         headers = {"Authorization": f"Bearer {tokens['alice']}"}
         for _ in range(6):  # a connection each, so both workers may answer
@@ -49,14 +51,14 @@ async def test_an_sse_client_is_counted_while_connected_and_requests_by_route(
         async def caches_connected() -> bool:
             return merged(directory, "vpsmon_latest_cache_disconnected") == 0
 
-        await wait_for(caches_connected, "both workers' caches to follow NOTIFY", timeout=10)
+        await eventually(caches_connected, "both workers' caches to follow NOTIFY", timeout=10)
         path = f"/api/vps/{vps['web-1']}/metrics/stream"
         async with (
             httpx.AsyncClient(base_url=base_url, headers=headers) as client,
             event_stream(client, path),
         ):
-            await wait_for(lambda: clients(1), "the SSE client to be counted", timeout=10)
-        await wait_for(lambda: clients(0), "the SSE client to leave the count", timeout=10)
+            await eventually(lambda: clients(1), "the SSE client to be counted", timeout=10)
+        await eventually(lambda: clients(0), "the SSE client to leave the count", timeout=10)
         assert (
             merged(directory, requests, route="/api/vps/<vps_id:int>/metrics/stream", status="200")
             == 1

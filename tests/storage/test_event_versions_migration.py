@@ -16,7 +16,7 @@ import pytest
 from command_side.vps_commands import rename_vps
 from projections.registry_rebuild import SHADOW_REGISTRY, build_shadow_registry
 from projections.vps_registry import LIVE_REGISTRY, RegistryTables
-from tests.databases import StorageServer
+from tests.support.databases import StorageServer
 from vpsmon.storage.migrations import migrate, migrations_dir
 
 EVENT_VERSIONS = 11

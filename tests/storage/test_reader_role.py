@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from command_side.vps_commands import register_vps
-from tests.support.databases import StorageServer
-from tests.support.rollups import VIEWS, Store, migrated_store
-from vpsmon.settings import Settings
+from tests.support.rollups import VIEWS, Store
 
 
 @pytest.fixture
-async def reader(storage_server: StorageServer, migrated_database: str) -> AsyncIterator[Store]:
-    settings = Settings(backend=storage_server.backend)
-    async with migrated_store(migrated_database, storage_server.name, settings) as store:
-        vps_id = (await register_vps(store.conn, "db-1")).vps_id
-        await store.conn.execute(
-            "INSERT INTO performance_metrics VALUES (now(), $1, 12.5, 1, 2, 3, 4, 5, 6)", vps_id
-        )
-        await store.conn.execute("SET ROLE vpsmon_reader")
-        yield store
+async def reader(store: Store) -> Store:
+    vps_id = (await register_vps(store.conn, "db-1")).vps_id
+    await store.conn.execute(
+        "INSERT INTO performance_metrics VALUES (now(), $1, 12.5, 1, 2, 3, 4, 5, 6)", vps_id
+    )
+    await store.conn.execute("SET ROLE vpsmon_reader")
+    return store
 
 
 @pytest.mark.parametrize("relation", ["vps", "vps_latest", "performance_metrics", *VIEWS])

@@ -5,25 +5,13 @@ out-of-order and late inserts, gaps, and rows newer than any refresh."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-import pytest
-
 from command_side.vps_commands import register_vps
-from tests.support.databases import StorageServer
 from tests.support.dataset import floor_to, one_second_samples
-from tests.support.rollups import VIEWS, Store, assert_view_matches, migrated_store
+from tests.support.rollups import VIEWS, Store, assert_view_matches
 from vpsmon.metrics import METRICS
 from vpsmon.metrics import MetricRow as Row
-from vpsmon.settings import Settings
-
-
-@pytest.fixture
-async def store(storage_server: StorageServer, migrated_database: str) -> AsyncIterator[Store]:
-    settings = Settings(backend=storage_server.backend)
-    async with migrated_store(migrated_database, storage_server.name, settings) as store:
-        yield store
 
 
 async def test_views_have_the_contract_columns(store: Store) -> None:

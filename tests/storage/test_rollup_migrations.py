@@ -21,10 +21,9 @@ from projections.refresh_lag import rollup_watermarks
 from projections.rollup_levels import LEVELS
 from projections.rollup_sql import GENERATED_MIGRATIONS, GeneratedMigration, RollupSchema, render
 from projections.rollups import refresh_rollups
-from tests.databases import StorageServer
-from tests.storage.dataset import expected_rollup, floor_to, one_second_samples
-from tests.storage.roles import login_role
-from tests.storage.store import VIEWS, assert_view_matches
+from tests.support.databases import StorageServer, login_role
+from tests.support.dataset import expected_rollup, floor_to, one_second_samples
+from tests.support.rollups import VIEWS, assert_view_matches
 from vpsmon.metrics import CORE_METRICS, METRIC_COLUMNS, Metric, MetricGroup
 from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings
