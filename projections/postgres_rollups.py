@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from projections.rollup_levels import LEVELS, RollupLevel
+from vpsmon.rollup_levels import LEVELS, RollupLevel
 from vpsmon.storage.types import Connection, rows_affected
 
 logger = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from projections import postgres_rollups
 from projections.latest_values import announce_latest
-from projections.rollup_levels import LEVELS
 from projections.vps_registry import rebuild_vps_registry
 from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.types import Connection
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from projections.rollup_levels import LEVELS
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.storage.types import Connection
 
 
