@@ -28,6 +28,7 @@ import psutil
 from agent.spool import SnapshotSpool
 from proto.options import CLIENT_CHANNEL_OPTIONS, RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from vpsmon import constants
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ class Backoff:
     after a server restart instead of having every agent retry in lockstep."""
 
     def __init__(
-        self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+        self,
+        base: float = constants.RECONNECT_BACKOFF_BASE_S,
+        cap: float = constants.RECONNECT_BACKOFF_CAP_S,
+        rng: random.Random | None = None,
     ) -> None:
         self.base = base
         self.cap = cap
@@ -105,10 +109,10 @@ class AgentClient:
         on_config: Callable[[agent_pb2.AgentConfig], object] = lambda _config: None,
         tls: bool = False,
         ca_file: Path | None = None,
-        max_in_flight: int = 16,
-        heartbeat_interval_s: float = 15.0,
-        handshake_timeout_s: float = 30.0,
-        ack_timeout_s: float = 120.0,
+        max_in_flight: int = constants.BATCHES_IN_FLIGHT_PER_STREAM,
+        heartbeat_interval_s: float = constants.AGENT_HEARTBEAT_INTERVAL_S,
+        handshake_timeout_s: float = constants.AGENT_HANDSHAKE_TIMEOUT_S,
+        ack_timeout_s: float = constants.AGENT_ACK_TIMEOUT_S,
         backoff: Backoff | None = None,
     ) -> None:
         self.server = server
@@ -340,7 +344,7 @@ class AgentClient:
 
 
 def _retry_after_s(error: grpc.aio.AioRpcError) -> float:
-    """The wait a RESOURCE_EXHAUSTED status asks for (0 if none, capped at 5 minutes)."""
+    """The wait a RESOURCE_EXHAUSTED status asks for (0 if none, capped)."""
     details = error.details() or ""
     if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or RETRY_AFTER_FIELD not in details:
         return 0.0
@@ -348,7 +352,7 @@ def _retry_after_s(error: grpc.aio.AioRpcError) -> float:
         seconds = float(details.rsplit(RETRY_AFTER_FIELD, 1)[1].split()[0])
     except (ValueError, IndexError):
         return 0.0
-    return min(seconds, 300.0) if seconds > 0 else 0.0  # NaN compares false
+    return min(seconds, constants.RETRY_AFTER_MAX_S) if seconds > 0 else 0.0  # NaN: false
 
 
 def _expect(message: object) -> agent_pb2.MessageToAgent:

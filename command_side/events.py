@@ -10,9 +10,15 @@ import grpc
 
 from command_side.agent_config import agent_config_for
 from command_side.service import AgentCommunicationService, end_replaced_streams
-from command_side.stream_claims import STREAMS_CHANNEL
-from command_side.vps_commands import VPS_EVENTS_CHANNEL, vps_for_token
+from command_side.vps_commands import vps_for_token
 from proto.vpsmon.v1 import agent_pb2
+from vpsmon.constants import (
+    AGENT_STREAMS_CHANNEL,
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_EVENTS_CHANNEL,
+    VPS_TOKEN_ROTATED,
+)
 from vpsmon.settings import Settings
 from vpsmon.storage.notifications import PendingIds
 
@@ -39,9 +45,9 @@ async def _push_config(
 
 # What a command side does for each kind of VPS event; other kinds need nothing.
 _ACTIONS = {
-    "token_rotated": "revoke",
-    "decommissioned": "revoke",
-    "agent_config_changed": "config",
+    VPS_TOKEN_ROTATED: "revoke",
+    VPS_DECOMMISSIONED: "revoke",
+    VPS_AGENT_CONFIG_CHANGED: "config",
 }
 
 
@@ -80,7 +86,7 @@ async def follow_vps_events(
 ) -> None:
     """LISTEN on a dedicated connection; after a reconnect, re-check every stream."""
     hints = PendingIds(VPS_EVENTS_CHANNEL)
-    claims = PendingIds(STREAMS_CHANNEL, ready=hints.ready)
+    claims = PendingIds(AGENT_STREAMS_CHANNEL, ready=hints.ready)
     delay = 0.5
     while not stop.is_set():
         try:
@@ -95,7 +101,7 @@ async def follow_vps_events(
             hints.take()
             claims.take()
             await conn.add_listener(VPS_EVENTS_CHANNEL, hints.on_notification)
-            await conn.add_listener(STREAMS_CHANNEL, claims.on_notification)
+            await conn.add_listener(AGENT_STREAMS_CHANNEL, claims.on_notification)
             # Events and claims may have been missed while disconnected.
             connected = sorted({stream.vps_id for stream in service.streams})
             for vps_id in connected:

@@ -23,13 +23,12 @@ from command_side.service import AgentCommunicationService
 from projections.maintenance import run_projection_maintenance
 from proto.options import SERVER_OPTIONS
 from proto.vpsmon.v1 import agent_pb2_grpc
+from vpsmon.constants import COMMAND_SIDE_DRAIN_S
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
 from vpsmon.storage.schema import upgrade_schema
 
 logger = logging.getLogger(__name__)
-
-DRAIN_SECONDS = 10.0
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:
@@ -86,7 +85,7 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
 
     logger.info("shutting down: finishing %d streams", len(service.streams))
     service.shutting_down.set()
-    await server.stop(grace=DRAIN_SECONDS)
+    await server.stop(grace=COMMAND_SIDE_DRAIN_S)
     await writer.close()
     for task in background:
         task.cancel()

@@ -25,14 +25,12 @@ from command_side.validation import InvalidBatchError, validate_batch
 from command_side.vps_commands import vps_for_token
 from proto.options import RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from vpsmon.constants import BATCHES_IN_FLIGHT_PER_STREAM
 from vpsmon.settings import Settings
 from vpsmon.storage.types import Queryable
 
 logger = logging.getLogger(__name__)
 
-# Batches of one stream being validated and committed at once; beyond this
-# the handler stops reading, and gRPC flow control holds the agent back.
-MAX_IN_FLIGHT_PER_STREAM = 16
 # The status an older stream of a VPS ends with when a newer handshake claims it.
 REPLACED = (
     grpc.StatusCode.ABORTED,
@@ -170,7 +168,8 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
     ) -> None:
         in_flight: dict[asyncio.Task[None], int] = {}  # each batch's size in bytes
-        slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_STREAM)
+        # Beyond this the handler stops reading; gRPC flow control holds the agent back.
+        slots = asyncio.Semaphore(BATCHES_IN_FLIGHT_PER_STREAM)
         stop_waiters = [
             asyncio.create_task(self.shutting_down.wait()),
             asyncio.create_task(stream.ended.wait()),

@@ -11,14 +11,21 @@ from typing import Any
 
 from projections.vps_registry import VpsEvent, apply_vps_event
 from vpsmon import constants
+from vpsmon.constants import (
+    AGENT_TOKEN_PREFIX,
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_EVENTS_CHANNEL,
+    VPS_NAME_MAX_CHARS,
+    VPS_REGISTERED,
+    VPS_RENAMED,
+    VPS_TOKEN_ROTATED,
+)
 from vpsmon.storage.types import Connection, Queryable
 
-AGENT_TOKEN_PREFIX = "vpsm_"
-VPS_NAME_MAX = 200
-# Command sides listen here to close streams of revoked tokens and to push
-# new agent configuration; PostgreSQL delivers it when the event commits.
-# The payload is the event_id, a hint: listeners read the event itself.
-VPS_EVENTS_CHANNEL = "vpsmon_vps_events"
+# Command sides listen on VPS_EVENTS_CHANNEL to close streams of revoked tokens
+# and to push new agent configuration; PostgreSQL delivers it when the event
+# commits. The payload is the event_id, a hint: listeners read the event itself.
 COLLECT_BOUNDS = (constants.COLLECT_INTERVAL_MIN_S, constants.COLLECT_INTERVAL_MAX_S)
 UPLOAD_BOUNDS = (constants.UPLOAD_INTERVAL_MIN_S, constants.UPLOAD_INTERVAL_MAX_S)
 BATCH_BOUNDS = (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX)
@@ -48,8 +55,8 @@ def _new_token() -> str:
 def valid_vps_name(name: str) -> str:
     """The name without surrounding blanks; ValueError when empty, too long or with NUL."""
     name = name.strip()
-    if not 1 <= len(name) <= VPS_NAME_MAX or "\x00" in name:
-        raise ValueError(f"a VPS name must be 1 to {VPS_NAME_MAX} characters, without NUL")
+    if not 1 <= len(name) <= VPS_NAME_MAX_CHARS or "\x00" in name:
+        raise ValueError(f"a VPS name must be 1 to {VPS_NAME_MAX_CHARS} characters, without NUL")
     return name
 
 
@@ -82,7 +89,7 @@ async def register_vps(conn: Connection, name: str, owner_id: int | None = None)
         await _append(
             conn,
             vps_id,
-            "registered",
+            VPS_REGISTERED,
             {
                 "name": name,
                 "token_sha256": hash_agent_token(token).hex(),
@@ -103,7 +110,7 @@ async def rotate_agent_token(conn: Connection, vps_id: int) -> IssuedToken:
     async with conn.transaction():
         await _require_vps(conn, vps_id)
         await _append(
-            conn, vps_id, "token_rotated", {"token_sha256": hash_agent_token(token).hex()}
+            conn, vps_id, VPS_TOKEN_ROTATED, {"token_sha256": hash_agent_token(token).hex()}
         )
     return IssuedToken(vps_id, token)
 
@@ -117,7 +124,7 @@ async def revoke_agent_token(conn: Connection, vps_id: int) -> None:
     """
     async with conn.transaction():
         await _require_vps(conn, vps_id)
-        await _append(conn, vps_id, "token_rotated", {"token_sha256": None})
+        await _append(conn, vps_id, VPS_TOKEN_ROTATED, {"token_sha256": None})
 
 
 async def rename_vps(conn: Connection, vps_id: int, name: str) -> str:
@@ -125,7 +132,7 @@ async def rename_vps(conn: Connection, vps_id: int, name: str) -> str:
     name = valid_vps_name(name)
     async with conn.transaction():
         await _require_vps(conn, vps_id)
-        await _append(conn, vps_id, "renamed", {"name": name})
+        await _append(conn, vps_id, VPS_RENAMED, {"name": name})
     return name
 
 
@@ -150,7 +157,7 @@ async def configure_agent(
         await _append(
             conn,
             vps_id,
-            "agent_config_changed",
+            VPS_AGENT_CONFIG_CHANGED,
             {
                 "collect_interval_seconds": collect_interval_seconds,
                 "upload_interval_seconds": upload_interval_seconds,
@@ -163,7 +170,7 @@ async def decommission_vps(conn: Connection, vps_id: int) -> None:
     """Remove a VPS; its measurements and rollups go with it."""
     async with conn.transaction():
         await _require_vps(conn, vps_id)
-        await _append(conn, vps_id, "decommissioned", {})
+        await _append(conn, vps_id, VPS_DECOMMISSIONED, {})
 
 
 async def vps_for_token(conn: Queryable, token: str) -> int | None:

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vpsmon.constants import (
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_REGISTERED,
+    VPS_RENAMED,
+    VPS_TOKEN_ROTATED,
+)
 from vpsmon.storage.types import Connection
 
 
@@ -26,7 +33,7 @@ class VpsEvent:
 
 async def apply_vps_event(conn: Connection, event: VpsEvent) -> None:
     """Update the projections for one event, inside the caller's transaction."""
-    if event.event_type == "registered":
+    if event.event_type == VPS_REGISTERED:
         # An owner deleted since (or an event from before owners existed): no owner,
         # as ON DELETE SET NULL left it, so that a replay yields the same table.
         await conn.execute(
@@ -40,16 +47,16 @@ async def apply_vps_event(conn: Connection, event: VpsEvent) -> None:
             event.payload.get("owner_id"),
         )
         await _activate_token(conn, event)
-    elif event.event_type == "renamed":
+    elif event.event_type == VPS_RENAMED:
         await conn.execute(
             "UPDATE vps SET name = $2, updated_at = $3 WHERE id = $1",
             event.vps_id,
             event.payload["name"],
             event.occurred_at,
         )
-    elif event.event_type == "token_rotated":
+    elif event.event_type == VPS_TOKEN_ROTATED:
         await _activate_token(conn, event)
-    elif event.event_type == "agent_config_changed":
+    elif event.event_type == VPS_AGENT_CONFIG_CHANGED:
         await conn.execute(
             "INSERT INTO vps_agent_config (vps_id, collect_interval_seconds,"
             " upload_interval_seconds, upload_batch_max_size) VALUES ($1, $2, $3, $4)"
@@ -60,7 +67,7 @@ async def apply_vps_event(conn: Connection, event: VpsEvent) -> None:
             event.payload.get("upload_interval_seconds"),
             event.payload.get("upload_batch_max_size"),
         )
-    elif event.event_type == "decommissioned":
+    elif event.event_type == VPS_DECOMMISSIONED:
         await conn.execute("DELETE FROM vps WHERE id = $1", event.vps_id)
     else:
         raise ValueError(f"unknown VPS event type {event.event_type!r}")
@@ -107,7 +114,9 @@ async def rebuild_vps_registry(conn: Connection) -> int:
             )
         await conn.execute(
             "DELETE FROM vps WHERE id NOT IN (SELECT vps_id FROM vps_events"
-            " WHERE event_type = 'registered' EXCEPT SELECT vps_id FROM vps_events"
-            " WHERE event_type = 'decommissioned')"
+            " WHERE event_type = $1 EXCEPT SELECT vps_id FROM vps_events"
+            " WHERE event_type = $2)",
+            VPS_REGISTERED,
+            VPS_DECOMMISSIONED,
         )
         return len(rows)

@@ -17,10 +17,8 @@ from sanic import Request
 from query_side.accounts import User, authenticate_token, can_see_vps, session_user
 from query_side.context import state
 from query_side.errors import ApiError, not_found
+from vpsmon.constants import PG_INTEGER_MAX, SESSION_COOKIE
 from vpsmon.storage.types import Queryable
-
-SESSION_COOKIE = "vpsmon_session"
-_MAX_ID = 2**31 - 1  # vps.id is an integer column
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ async def optional_user(request: Request) -> User | None:
 
 
 def _valid_id(vps_id: int) -> bool:
-    return 0 < vps_id <= _MAX_ID
+    return 0 < vps_id <= PG_INTEGER_MAX  # vps.id is an integer column
 
 
 async def require_vps(request: Request, user: User, vps_id: int) -> None:

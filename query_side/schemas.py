@@ -7,13 +7,18 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from query_side.errors import bad_parameter
+from vpsmon import constants
 from vpsmon.metrics import METRICS
 
 
 class LoginRequest(BaseModel):
-    # The same characters `vpsmon user add` allows.
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=1, max_length=1024)
+    # The same names `vpsmon user add` allows.
+    username: str = Field(
+        min_length=1,
+        max_length=constants.USERNAME_MAX_CHARS,
+        pattern=f"^[{constants.USERNAME_CHARACTERS}]+$",
+    )
+    password: str = Field(min_length=1, max_length=constants.PASSWORD_MAX_CHARS)
 
 
 class ErrorDetail(BaseModel):

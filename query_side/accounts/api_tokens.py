@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from query_side.accounts.credentials import (
-    API_TOKEN_PREFIX,
     digest,
     looks_like,
     new_token,
     storable,
 )
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
+from vpsmon.constants import API_TOKEN_PREFIX
 from vpsmon.storage.types import Queryable
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)

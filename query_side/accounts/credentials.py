@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-API_TOKEN_PREFIX = "vpsa_"
-SESSION_TOKEN_PREFIX = "vpss_"
 # Longer input is no token of ours; it is refused before hashing.
 TOKEN_MAX = 200
 

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 from query_side.accounts.credentials import (
-    SESSION_TOKEN_PREFIX,
     digest,
     looks_like,
     new_token,
@@ -21,9 +20,10 @@ from query_side.accounts.throttling import (
     clear_failures,
 )
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
+from vpsmon.constants import SESSION_LIFETIME_S, SESSION_TOKEN_PREFIX
 from vpsmon.storage.types import Connection, Queryable
 
-DEFAULT_SESSION_TTL = timedelta(days=7)
+DEFAULT_SESSION_TTL = timedelta(seconds=SESSION_LIFETIME_S)
 
 INVALID_CREDENTIALS = "invalid username or password"
 TOO_MANY_FAILURES = "too many failed logins; try again later"

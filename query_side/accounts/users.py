@@ -14,9 +14,10 @@ from datetime import datetime
 import asyncpg
 
 from query_side.accounts.passwords import hash_password, validate_password
+from vpsmon import constants
 from vpsmon.storage.types import Connection, Queryable
 
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+USERNAME_PATTERN = re.compile(constants.USERNAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class UserSummary:
 def validate_username(username: str) -> None:
     if not USERNAME_PATTERN.fullmatch(username):
         raise ValueError(
-            "a username must be 1 to 64 characters: letters, digits, '_', '.', '@' or '-'"
+            f"a username must be 1 to {constants.USERNAME_MAX_CHARS} characters:"
+            " letters, digits, '_', '.', '@' or '-'"
         )
 
 

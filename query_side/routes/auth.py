@@ -14,13 +14,14 @@ from pydantic import ValidationError
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from query_side.access import SESSION_COOKIE, current_user
+from query_side.access import current_user
 from query_side.accounts import DEFAULT_SESSION_TTL, LoginRefused, login, logout
 from query_side.client import came_over_tls, client_address
 from query_side.context import state
 from query_side.errors import ApiError
 from query_side.responses import json_response
 from query_side.schemas import LoginRequest
+from vpsmon.constants import SESSION_COOKIE
 
 bp = Blueprint("auth", url_prefix="/api/auth")
 

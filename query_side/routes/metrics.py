@@ -17,19 +17,18 @@ from query_side.errors import ApiError, bad_parameter, not_found
 from query_side.responses import dumps, json_response
 from query_side.schemas import parse_time
 from query_side.timeseries import IntervalError, fetch_timeseries, plan_timeseries
+from vpsmon.constants import SSE_CREDENTIAL_GRACE_S, SSE_CREDENTIAL_RECHECK_S, SSE_KEEPALIVE_S
 from vpsmon.metrics import METRIC_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", url_prefix="/api/vps/<vps_id:int>/metrics")
 
-KEEPALIVE_SECONDS = 15.0
-# An open stream re-checks its credential (and the VPS) this often, so that
-# logout, a password change, removing the user or revoking the token ends it.
-CREDENTIAL_RECHECK_SECONDS = 2.0
-# While the database cannot answer the re-check, the stream goes on this long
-# (it survives a database restart), then ends: it fails closed.
-CREDENTIAL_GRACE_SECONDS = 30.0
+# An open stream re-checks its credential (and the VPS) often, so that logout,
+# a password change, removing the user or revoking the token ends it.
+KEEPALIVE_SECONDS = SSE_KEEPALIVE_S
+CREDENTIAL_RECHECK_SECONDS = SSE_CREDENTIAL_RECHECK_S
+CREDENTIAL_GRACE_SECONDS = SSE_CREDENTIAL_GRACE_S
 
 
 async def _latest(request: Request, vps_id: int) -> dict[str, Any] | None:

@@ -15,12 +15,7 @@ import asyncpg
 import grpc
 import pytest
 
-from command_side.vps_commands import (
-    VPS_EVENTS_CHANNEL,
-    configure_agent,
-    register_vps,
-    rotate_agent_token,
-)
+from command_side.vps_commands import configure_agent, register_vps, rotate_agent_token
 from proto.options import MAX_MESSAGE_BYTES
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from tests.command_side.harness import (
@@ -32,6 +27,7 @@ from tests.command_side.harness import (
     snapshot,
 )
 from tests.databases import login_in_role
+from vpsmon.constants import VPS_EVENTS_CHANNEL
 
 MAX_BATCH = 50
 

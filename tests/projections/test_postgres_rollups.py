@@ -11,6 +11,7 @@ import pytest
 from command_side.vps_commands import register_vps
 from projections import postgres_rollups
 from projections.postgres_rollups import TimeRange, merge_ranges
+from vpsmon.constants import ROLLUP_REFRESH_LOCK_KEY
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
 
@@ -78,9 +79,9 @@ async def test_only_one_process_refreshes_at_a_time(database: str) -> None:
     holder = await asyncpg.connect(database)
     other = await asyncpg.connect(database)
     try:
-        await holder.execute("SELECT pg_advisory_lock($1)", postgres_rollups.REFRESH_LOCK_KEY)
+        await holder.execute("SELECT pg_advisory_lock($1)", ROLLUP_REFRESH_LOCK_KEY)
         assert await postgres_rollups.refresh(other) is None
-        await holder.execute("SELECT pg_advisory_unlock($1)", postgres_rollups.REFRESH_LOCK_KEY)
+        await holder.execute("SELECT pg_advisory_unlock($1)", ROLLUP_REFRESH_LOCK_KEY)
         assert await postgres_rollups.refresh(other) is not None
     finally:
         await holder.close()

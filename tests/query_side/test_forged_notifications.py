@@ -12,11 +12,11 @@ import asyncpg
 import httpx
 import psutil
 
-from projections.latest_values import LATEST_CHANNEL
 from tests.command_side.harness import snapshot
 from tests.databases import login_in_role
 from tests.e2e.fleet import wait_for
 from tests.query_side.harness import Fleet, query_side, seed
+from vpsmon.constants import LATEST_CHANNEL
 
 # Distinct VPS ids that do not exist; one payload per slice.
 FORGED_IDS = range(1_000_000, 1_120_000)

@@ -18,13 +18,11 @@ from typing import Any, Literal
 import asyncpg
 
 from command_side.vps_commands import (
-    AGENT_TOKEN_PREFIX,
     hash_agent_token,
     list_agent_tokens,
     revoke_agent_token,
 )
 from query_side.accounts import (
-    API_TOKEN_PREFIX,
     create_api_token,
     create_user,
     list_api_tokens,
@@ -38,6 +36,7 @@ from query_side.accounts import (
 from query_side.accounts.credentials import digest
 from vpsmon.cli.connections import load_settings, migrated_connection
 from vpsmon.cli.output import CommandError, print_json
+from vpsmon.constants import AGENT_TOKEN_PREFIX, API_TOKEN_PREFIX
 
 TOKEN_ID_DIGITS = 12  # shown by `token list`
 TOKEN_ID_MIN_DIGITS = 8  # accepted by `token revoke`

@@ -26,6 +26,7 @@ import asyncpg
 
 from command_side.vps_commands import register_vps
 from query_side.accounts import create_user, find_user
+from vpsmon.constants import INGEST_ROLE, QUERY_ROLE
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
 from vpsmon.storage.dsn import with_login
@@ -35,8 +36,8 @@ from vpsmon.storage.schema import upgrade_schema
 ADMIN = "admin"
 # Each server's login role in the embedded cluster and the group it joins.
 SERVER_ROLES = {
-    "command-side": ("vpsmon_command_side", "vpsmon_ingest"),
-    "query-side": ("vpsmon_query_side", "vpsmon_query"),
+    "command-side": ("vpsmon_command_side", INGEST_ROLE),
+    "query-side": ("vpsmon_query_side", QUERY_ROLE),
 }
 
 
