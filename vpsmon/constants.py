@@ -61,6 +61,7 @@ ONLINE_WINDOW_MIN_S = 15
 USERNAME_MAX_CHARS = 64
 USERNAME_CHARACTERS = "A-Za-z0-9_.@-"  # a regular-expression character class body
 USERNAME_PATTERN = f"[{USERNAME_CHARACTERS}]{{1,{USERNAME_MAX_CHARS}}}"  # whole name
+USERNAME_RULE = f"1 to {USERNAME_MAX_CHARS} characters: letters, digits, '_', '.', '@' or '-'"
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 1024
 # A login session, and the cookie that carries it, last this long.

@@ -42,10 +42,7 @@ class UserSummary:
 
 def validate_username(username: str) -> None:
     if not USERNAME_PATTERN.fullmatch(username):
-        raise ValueError(
-            f"a username must be 1 to {constants.USERNAME_MAX_CHARS} characters:"
-            " letters, digits, '_', '.', '@' or '-'"
-        )
+        raise ValueError(f"a username must be {constants.USERNAME_RULE}")
 
 
 def user_from(row: asyncpg.Record) -> User:
