@@ -29,14 +29,11 @@ from agent.spool import SnapshotSpool
 from proto.options import CLIENT_CHANNEL_OPTIONS, RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from vpsmon import constants
+from vpsmon.errors import ProtocolError, StreamError
 
 log = logging.getLogger(__name__)
 
 Call: TypeAlias = grpc.aio.StreamStreamCall[agent_pb2.MessageToServer, agent_pb2.MessageToAgent]
-
-
-class StreamError(Exception):
-    """The stream ended or misbehaved; the client reconnects."""
 
 
 class Backoff:
@@ -238,7 +235,7 @@ class AgentClient:
             async with asyncio.timeout(self._handshake_timeout):
                 reply = _expect(await call.read())
             if reply.WhichOneof("payload") != "handshake_ack":
-                raise StreamError(f"expected handshake_ack, got {reply.WhichOneof('payload')}")
+                raise ProtocolError(f"expected handshake_ack, got {reply.WhichOneof('payload')}")
             self.backoff.reset()
             sent = self.stats.batches_sent
             self.stats.connects += 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vpsmon import constants
+from vpsmon.errors import ConfigError
 
 ENV_PREFIX = "VPSMON_AGENT_"
 DEFAULT_CONFIG_PATH = Path("/etc/vpsmon/agent.toml")
@@ -54,10 +55,6 @@ _INT_RANGES = {
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-class ConfigError(Exception):
-    """The agent configuration is unusable; the message says what to fix."""
 
 
 def default_spool_dir(environ: Mapping[str, str] | None = None) -> Path:

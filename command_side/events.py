@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import asyncpg
-import grpc
 
 from command_side.agent_config import agent_config_for
 from command_side.service import AgentCommunicationService, end_replaced_streams
@@ -19,6 +18,7 @@ from vpsmon.constants import (
     VPS_EVENTS_CHANNEL,
     VPS_TOKEN_ROTATED,
 )
+from vpsmon.errors import AgentTokenRejectedError
 from vpsmon.settings import Settings
 from vpsmon.storage.notifications import PendingIds
 
@@ -29,7 +29,7 @@ async def _revalidate(service: AgentCommunicationService, pool: asyncpg.Pool, vp
     for stream in service.streams.for_vps(vps_id):
         if await vps_for_token(pool, stream.token) != vps_id:
             logger.info("closing the stream of VPS %d: its token was revoked", vps_id)
-            stream.fail(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
+            stream.end(AgentTokenRejectedError("agent token revoked"))
 
 
 async def _push_config(

@@ -18,15 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.constants import FUTURE_TOLERANCE_S, PG_BIGINT_MAX
+from vpsmon.errors import InvalidBatchError
 from vpsmon.metrics import MetricRow
 
 FUTURE_TOLERANCE_MS = FUTURE_TOLERANCE_S * 1000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class InvalidBatchError(ValueError):
-    """The whole batch is unusable (bad id, too many snapshots)."""
 
 
 REPEATED_IN_BATCH = "timestamp repeated within the batch"

@@ -21,6 +21,7 @@ from vpsmon.constants import (
     VPS_RENAMED,
     VPS_TOKEN_ROTATED,
 )
+from vpsmon.errors import InvalidInputError, UnknownVpsError
 from vpsmon.storage.types import Connection, Queryable
 
 # Command sides listen on VPS_EVENTS_CHANNEL to close streams of revoked tokens
@@ -29,10 +30,6 @@ from vpsmon.storage.types import Connection, Queryable
 COLLECT_BOUNDS = (constants.COLLECT_INTERVAL_MIN_S, constants.COLLECT_INTERVAL_MAX_S)
 UPLOAD_BOUNDS = (constants.UPLOAD_INTERVAL_MIN_S, constants.UPLOAD_INTERVAL_MAX_S)
 BATCH_BOUNDS = (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX)
-
-
-class UnknownVpsError(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,12 @@ def _new_token() -> str:
 
 
 def valid_vps_name(name: str) -> str:
-    """The name without surrounding blanks; ValueError when empty, too long or with NUL."""
+    """The name without surrounding blanks; InvalidInputError when empty, too long or with NUL."""
     name = name.strip()
     if not 1 <= len(name) <= VPS_NAME_MAX_CHARS or "\x00" in name:
-        raise ValueError(f"a VPS name must be 1 to {VPS_NAME_MAX_CHARS} characters, without NUL")
+        raise InvalidInputError(
+            f"a VPS name must be 1 to {VPS_NAME_MAX_CHARS} characters, without NUL"
+        )
     return name
 
 
@@ -84,7 +83,7 @@ async def register_vps(conn: Connection, name: str, owner_id: int | None = None)
             "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE)",
             owner_id,
         ):
-            raise ValueError(f"no user with id {owner_id}")
+            raise InvalidInputError(f"no user with id {owner_id}")
         vps_id: int = await conn.fetchval("SELECT nextval('vps_id_seq')")
         await _append(
             conn,
@@ -151,7 +150,7 @@ async def configure_agent(
         ("batch size", upload_batch_max_size, *BATCH_BOUNDS),
     ):
         if value is not None and not lower <= value <= upper:
-            raise ValueError(f"the {name} must be between {lower} and {upper}")
+            raise InvalidInputError(f"the {name} must be between {lower} and {upper}")
     async with conn.transaction():
         await _require_vps(conn, vps_id)
         await _append(

@@ -11,6 +11,7 @@ from query_side.latest_cache import LatestValuesCache
 from query_side.routes import auth, metrics, system, vps
 from query_side.routes.ui import ui_blueprint, ui_directory
 from query_side.security_headers import add_security_headers
+from vpsmon.errors import MigrationError
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import recorded_backend
 
@@ -35,7 +36,7 @@ def create_app(settings: Settings, dsn: str, name: str = "vpsmon") -> Sanic:  # 
         async with pool.acquire() as conn:
             backend = await recorded_backend(conn)
         if backend is None:
-            raise RuntimeError("the database has no vpsmon schema: run `vpsmon migrate`")
+            raise MigrationError("the database has no vpsmon schema: run `vpsmon migrate`")
         cache = LatestValuesCache(dsn)
         cache.start()
         app.ctx.state = AppState(settings, dsn, pool, cache, backend)

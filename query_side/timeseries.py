@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from vpsmon.durations import format_duration, parse_duration
+from vpsmon.errors import IntervalError
 from vpsmon.metrics import METRICS
 from vpsmon.rollup_levels import BUCKET_ORIGIN, LEVELS, RollupLevel, bucket_floor
 from vpsmon.storage.types import Queryable
@@ -40,10 +41,6 @@ ALLOWED_INTERVALS = (
     "interval must be 'auto' or a whole number of minutes, hours, days or weeks "
     f"from 1m to {format_duration(MAX_WIDTH)}, e.g. 1m, 5m, 15m, 1h, 6h or 1d"
 )
-
-
-class IntervalError(ValueError):
-    """A request that cannot be served; the message is shown to API users (HTTP 400)."""
 
 
 @dataclass(frozen=True)

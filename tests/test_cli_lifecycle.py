@@ -13,16 +13,10 @@ import pytest
 
 from command_side.vps_commands import register_vps, vps_for_token
 from projections.rebuild import rebuild_projections
-from query_side.accounts import (
-    LoginRefused,
-    authenticate_token,
-    create_api_token,
-    find_user,
-    login,
-    session_user,
-)
+from query_side.accounts import authenticate_token, create_api_token, find_user, login, session_user
 from tests.command_side.harness import AgentConnection, command_side, snapshot
 from tests.test_cli_accounts import run
+from vpsmon.errors import LoginRefused
 from vpsmon.storage.backend import Backend
 
 

@@ -13,6 +13,7 @@ from query_side.accounts.credentials import (
 )
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
 from vpsmon.constants import API_TOKEN_PREFIX
+from vpsmon.errors import InvalidInputError, UnknownUserError
 from vpsmon.storage.types import Queryable
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -34,12 +35,14 @@ class ApiTokenInfo:
 async def create_api_token(conn: Queryable, username: str, name: str = "") -> str:
     """A new API token for ``username``, in clear text: show it once, it is not stored.
 
-    LookupError for an unknown user.
+    UnknownUserError for an unknown user.
     """
     if len(name) > TOKEN_NAME_MAX or storable(name, TOKEN_NAME_MAX) != name:
-        raise ValueError(f"a token name must be at most {TOKEN_NAME_MAX} characters, without NUL")
+        raise InvalidInputError(
+            f"a token name must be at most {TOKEN_NAME_MAX} characters, without NUL"
+        )
     if not USERNAME_PATTERN.fullmatch(username):
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     token = new_token(API_TOKEN_PREFIX)
     inserted = await conn.fetchval(
         "INSERT INTO api_tokens (token_sha256, user_id, name)"
@@ -49,7 +52,7 @@ async def create_api_token(conn: Queryable, username: str, name: str = "") -> st
         name,
     )
     if inserted is None:
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     return token
 
 

@@ -10,6 +10,7 @@ import hmac
 import secrets
 
 from vpsmon.constants import PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
+from vpsmon.errors import InvalidInputError
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -20,9 +21,9 @@ _SALT_BYTES = 16
 
 def validate_password(password: str) -> None:
     if len(password) < PASSWORD_MIN_CHARS:
-        raise ValueError(f"a password must be at least {PASSWORD_MIN_CHARS} characters")
+        raise InvalidInputError(f"a password must be at least {PASSWORD_MIN_CHARS} characters")
     if len(password) > PASSWORD_MAX_CHARS:
-        raise ValueError(f"a password must be at most {PASSWORD_MAX_CHARS} characters")
+        raise InvalidInputError(f"a password must be at most {PASSWORD_MAX_CHARS} characters")
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:

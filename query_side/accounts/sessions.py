@@ -21,21 +21,13 @@ from query_side.accounts.throttling import (
 )
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
 from vpsmon.constants import SESSION_LIFETIME_S, SESSION_TOKEN_PREFIX
+from vpsmon.errors import LoginRefused, LoginThrottledError
 from vpsmon.storage.types import Connection, Queryable
 
 DEFAULT_SESSION_TTL = timedelta(seconds=SESSION_LIFETIME_S)
 
 INVALID_CREDENTIALS = "invalid username or password"
 TOO_MANY_FAILURES = "too many failed logins; try again later"
-
-
-class LoginRefused(Exception):
-    """A login that did not succeed: bad credentials, or throttled."""
-
-    def __init__(self, reason: str, retry_after_seconds: int | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_seconds = retry_after_seconds
 
 
 async def login(
@@ -63,7 +55,7 @@ async def login(
     async with conn.transaction():
         wait = await check_and_record_attempt(conn, key, client)
         if wait is not None:
-            raise LoginRefused(TOO_MANY_FAILURES, wait)
+            raise LoginThrottledError(TOO_MANY_FAILURES, wait)
         row = (
             await conn.fetchrow(
                 "SELECT id, username, is_admin, password_hash FROM users"
@@ -76,7 +68,7 @@ async def login(
     encoded = None if row is None else row["password_hash"]
     matches = await asyncio.to_thread(verify_or_dummy, password, encoded)
     if row is None or not matches:
-        raise LoginRefused(INVALID_CREDENTIALS, None)
+        raise LoginRefused(INVALID_CREDENTIALS)
     user = user_from(row)
     token = new_token(SESSION_TOKEN_PREFIX)
     async with conn.transaction():
@@ -88,7 +80,7 @@ async def login(
             user.id,
             encoded,
         ):
-            raise LoginRefused(INVALID_CREDENTIALS, None)
+            raise LoginRefused(INVALID_CREDENTIALS)
         await clear_failures(conn, key, client)
         await conn.execute("DELETE FROM sessions WHERE expires_at <= now()")
         await conn.execute(

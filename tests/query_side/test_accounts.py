@@ -14,7 +14,6 @@ from command_side.vps_commands import register_vps
 from projections.vps_registry import rebuild_vps_registry
 from query_side.accounts import (
     INVALID_CREDENTIALS,
-    LoginRefused,
     User,
     authenticate_token,
     can_see_vps,
@@ -31,6 +30,7 @@ from query_side.accounts import (
     visible_vps_clause,
     visible_vps_ids,
 )
+from vpsmon.errors import LoginRefused
 
 PASSWORD = "correct horse battery"
 

@@ -16,15 +16,11 @@ import asyncpg
 import pytest
 
 from command_side.vps_commands import register_vps
-from query_side.timeseries import (
-    IntervalError,
-    TimeseriesPlan,
-    fetch_timeseries,
-    plan_timeseries,
-)
+from query_side.timeseries import TimeseriesPlan, fetch_timeseries, plan_timeseries
 from tests.databases import StorageServer, create_database, drop_database
 from tests.storage.dataset import expected_rollup, floor_to, one_second_samples, sample
 from tests.storage.store import Store, migrated_store
+from vpsmon.errors import IntervalError
 from vpsmon.metrics import METRICS
 from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings

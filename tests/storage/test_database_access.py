@@ -11,13 +11,9 @@ import pytest
 from tests.databases import StorageServer
 from tests.storage.roles import login_role
 from tests.storage.store import migrated_store
+from vpsmon.errors import MigrationError
 from vpsmon.settings import Settings
-from vpsmon.storage.migrations import (
-    MigrationError,
-    check_up_to_date,
-    load_migrations,
-    migrations_dir,
-)
+from vpsmon.storage.migrations import check_up_to_date, load_migrations, migrations_dir
 from vpsmon.storage.schema import upgrade_schema
 
 

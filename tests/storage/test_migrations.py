@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 
 from tests.databases import StorageServer
+from vpsmon.errors import MigrationError
 from vpsmon.storage.backend import Backend
-from vpsmon.storage.migrations import MigrationError, load_migrations, migrate, migrations_dir
+from vpsmon.storage.migrations import load_migrations, migrate, migrations_dir
 
 SCHEMA_FINGERPRINT = """
 SELECT n.nspname, c.relname, c.relkind::text, a.attname,

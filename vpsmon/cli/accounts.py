@@ -23,6 +23,7 @@ from command_side.vps_commands import (
     revoke_agent_token,
 )
 from query_side.accounts import (
+    count_owned_vps,
     create_api_token,
     create_user,
     list_api_tokens,
@@ -35,8 +36,9 @@ from query_side.accounts import (
 )
 from query_side.accounts.credentials import digest
 from vpsmon.cli.connections import load_settings, migrated_connection
-from vpsmon.cli.output import CommandError, print_json
+from vpsmon.cli.output import print_json
 from vpsmon.constants import AGENT_TOKEN_PREFIX, API_TOKEN_PREFIX
+from vpsmon.errors import CommandError
 
 TOKEN_ID_DIGITS = 12  # shown by `token list`
 TOKEN_ID_MIN_DIGITS = 8  # accepted by `token revoke`
@@ -71,12 +73,9 @@ async def user(args: argparse.Namespace) -> int:
 
 async def _user_add(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     password, generated = _password_from_stdin()
-    try:
-        validate_username(args.name)
-        validate_password(password)
-        created = await create_user(conn, args.name, password, admin=args.admin)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    validate_username(args.name)
+    validate_password(password)
+    created = await create_user(conn, args.name, password, admin=args.admin)
     if args.json:
         print_json(
             {
@@ -96,10 +95,7 @@ async def _user_add(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
 
 async def _user_passwd(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     password, generated = _password_from_stdin()
-    try:
-        ended = await set_password(conn, args.name, password)
-    except (LookupError, ValueError) as error:
-        raise CommandError(str(error)) from error
+    ended = await set_password(conn, args.name, password)
     if args.json:
         print_json(
             {
@@ -117,15 +113,8 @@ async def _user_passwd(conn: asyncpg.Connection, args: argparse.Namespace) -> in
 
 async def _user_remove(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     async with conn.transaction():
-        owned: int = await conn.fetchval(
-            "SELECT count(*) FROM vps v JOIN users u ON u.id = v.owner_id"
-            " WHERE lower(u.username) = lower($1)",
-            args.name,
-        )
-        try:
-            removed = await remove_user(conn, args.name)
-        except LookupError as error:
-            raise CommandError(str(error)) from error
+        owned = await count_owned_vps(conn, args.name)
+        removed = await remove_user(conn, args.name)
     if args.json:
         print_json({"id": removed.id, "username": removed.username, "vps_left_to_admins": owned})
         return 0
@@ -210,10 +199,7 @@ async def token(args: argparse.Namespace) -> int:
 
 
 async def _token_create(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-    try:
-        issued = await create_api_token(conn, args.username, args.name)
-    except (LookupError, ValueError) as error:
-        raise CommandError(str(error)) from error
+    issued = await create_api_token(conn, args.username, args.name)
     if args.json:
         print_json(
             {
