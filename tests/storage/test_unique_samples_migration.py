@@ -66,7 +66,8 @@ async def test_migration_keeps_one_of_each_repeated_sample(
 
         applied = await migrate(conn, storage_server.backend)
 
-        assert [m.version for m in applied.applied] == [UNIQUE_SAMPLES]
+        # Later migrations, if any, come after it.
+        assert [m.version for m in applied.applied][:1] == [UNIQUE_SAMPLES]
         assert await conn.fetchval("SELECT count(*) FROM performance_metrics") == 300
         assert (
             await conn.fetchval(
