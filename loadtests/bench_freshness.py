@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 from bench_common import HOST, BenchError, Figure, RawHttp, Setup, percentile
-from bench_ingest import AgentStream, snapshot
+from bench_ingest import BenchAgentStream, snapshot
 
 
 async def phase_freshness(
@@ -26,7 +26,7 @@ async def phase_freshness(
     sse_ms: list[float] = []
     sql_ms: list[float] = []
     poll = args.poll_ms / 1000
-    stream = AgentStream(address, token)
+    stream = BenchAgentStream(address, token)
     await stream.open()
     conn = await asyncpg.connect(setup.dsn)
     raw = RawHttp(http_port, setup.api_token)

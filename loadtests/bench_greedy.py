@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from bench_common import BenchError, Figure, Setup, percentile
-from bench_ingest import BACKLOG_MS, AgentStream, snapshot
+from bench_ingest import BACKLOG_MS, BenchAgentStream, snapshot
 
 from proto.vpsmon.v1 import agent_pb2
 
@@ -31,11 +31,11 @@ class GreedyTally:
 
 async def _polite(address: str, agents: list[tuple[int, str]], seconds: float) -> list[float]:
     """Ack latencies (ms) of agents that each send a 1-snapshot batch every second."""
-    streams = [AgentStream(address, token) for _, token in agents]
+    streams = [BenchAgentStream(address, token) for _, token in agents]
     await asyncio.gather(*(s.open() for s in streams))
     latencies: list[float] = []
 
-    async def one(stream: AgentStream, offset: float) -> None:
+    async def one(stream: BenchAgentStream, offset: float) -> None:
         await asyncio.sleep(offset)  # spread the fleet over the second, as real agents are
         stop_at = time.perf_counter() + seconds
         while time.perf_counter() < stop_at:
@@ -60,7 +60,7 @@ async def _greedy(
     """Until ``stop``: saturate the stream; on any end, reconnect at once. (Not
     until cancelled: gRPC turns a cancellation mid-call into a CANCELLED error.)"""
     while not stop.is_set():
-        stream = AgentStream(address, token)
+        stream = BenchAgentStream(address, token)
         tally.streams += 1
         try:
             await stream.open()

@@ -43,8 +43,9 @@ def snapshot(timestamp_ms: int) -> agent_pb2.PerformanceSnapshot:
     )
 
 
-class AgentStream:
-    """One EstablishCommunicationStream; acks are matched to batches by batch_id."""
+class BenchAgentStream:
+    """A benchmark's synthetic agent (asyncio): one EstablishCommunicationStream whose
+    acks are matched to batches by batch_id."""
 
     def __init__(self, address: str, token: str) -> None:
         self.token = token
@@ -144,14 +145,14 @@ async def ingest_once(
     """Closed loop (rate 0: each agent keeps `in_flight` batches outstanding) or
     open loop (`rate` snapshots/s offered in all, evenly spread; latency is from
     the scheduled send time, so a stalled sender counts against the server)."""
-    streams = [AgentStream(address, token) for _, token in agents]
+    streams = [BenchAgentStream(address, token) for _, token in agents]
     await asyncio.gather(*(s.open() for s in streams))
     acks: list[float] = []
     accepted = 0
     failures = 0
     stop_at = time.perf_counter() + seconds
 
-    async def one(stream: AgentStream, vps_id: int) -> None:
+    async def one(stream: BenchAgentStream, vps_id: int) -> None:
         nonlocal accepted, failures
         # One template batch per agent; only the timestamps change (cheap on upb).
         template = [snapshot(0) for _ in range(batch)]

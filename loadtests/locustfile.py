@@ -175,8 +175,9 @@ class AckTimeoutError(Exception):
     pass
 
 
-class AgentStream:
-    """One bidirectional stream, driven through two queues.
+class LocustAgentStream:
+    """A locust user's synthetic agent (gevent): one bidirectional stream, driven
+    through two queues.
 
     A writer queue feeds the request iterator gRPC consumes; a reader
     greenlet moves every reply (and finally the stream's end) into an inbox.
@@ -264,7 +265,7 @@ class AgentUser(User):
         self._number = next(_token_counter)
         self._token = ""
         self._target = ""
-        self._stream: AgentStream | None = None
+        self._stream: LocustAgentStream | None = None
         self._pending: agent_pb2.MessageToServer | None = None  # sent, not yet acked
         self._resend = False  # the pending batch went out before, on a stream that broke
         self._sent_at: float | None = None  # perf_counter when it went out on this stream
@@ -308,9 +309,9 @@ class AgentUser(User):
             self._stream.close()
             self._stream = None
 
-    def _connect(self) -> AgentStream:
+    def _connect(self) -> LocustAgentStream:
         started = time.perf_counter()
-        stream = AgentStream(self._target)
+        stream = LocustAgentStream(self._target)
         stream.send(
             agent_pb2.MessageToServer(
                 agent_handshake=agent_pb2.AgentHandshake(
@@ -381,7 +382,7 @@ class AgentUser(User):
 
     def _await_ack(
         self,
-        stream: AgentStream,
+        stream: LocustAgentStream,
         message: agent_pb2.MessageToServer,
         started: float,
         timeout: float,
