@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +21,7 @@ from vpsmon.constants import (
 )
 from vpsmon.errors import InvalidInputError, UnknownVpsError
 from vpsmon.storage.types import Connection, Queryable
+from vpsmon.tokens import new_token, token_sha256
 
 # Command sides listen on VPS_EVENTS_CHANNEL to close streams of revoked tokens
 # and to push new agent configuration; PostgreSQL delivers it when the event
@@ -41,12 +40,11 @@ class IssuedToken:
 
 
 def hash_agent_token(token: str) -> bytes:
-    """Tokens carry 256 random bits, so a plain SHA-256 cannot be brute-forced."""
-    return hashlib.sha256(token.encode()).digest()
+    return token_sha256(token)
 
 
 def _new_token() -> str:
-    return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return new_token(AGENT_TOKEN_PREFIX)
 
 
 def valid_vps_name(name: str) -> str:

@@ -31,8 +31,9 @@ and nowhere else.
     ├── StorageError                 the database failed or refused
     │   ├── StorageUnavailableError  not reachable now; retry
     │   ├── ConcurrencyError         another writer appended to the same VPS stream first
-    │   ├── DuplicateKeyError        a unique constraint refused a row
-    │   ├── MissingReferenceError    a row refers to one that is gone
+    │   ├── ConstraintViolationError a constraint refused a row
+    │   │   ├── DuplicateKeyError    a unique one
+    │   │   └── MissingReferenceError  a foreign key: the row refers to one that is gone
     │   ├── MigrationError           the schema cannot be brought up to date safely
     │   ├── BackendUnavailableError  the backend asked for cannot be set up
     │   └── EmbeddedPostgresError    the embedded PostgreSQL cannot be run
@@ -47,6 +48,7 @@ __all__ = [
     "CommandError",
     "ConcurrencyError",
     "ConfigError",
+    "ConstraintViolationError",
     "DuplicateKeyError",
     "EmbeddedPostgresError",
     "HandshakeTimeoutError",
@@ -196,20 +198,20 @@ class ConcurrencyError(StorageError):
     """Raised when an event is appended at a version another writer took first; retryable."""
 
 
-class DuplicateKeyError(StorageError):
-    """Raised when a unique constraint refused a row; ``constraint`` names it."""
+class ConstraintViolationError(StorageError):
+    """Raised when a constraint refused a row; ``constraint`` names it (if the server did)."""
 
     def __init__(self, message: str, constraint: str | None = None) -> None:
         super().__init__(message)
         self.constraint = constraint
 
 
-class MissingReferenceError(StorageError):
+class DuplicateKeyError(ConstraintViolationError):
+    """Raised when a unique constraint refused a row."""
+
+
+class MissingReferenceError(ConstraintViolationError):
     """Raised when a row refers to one that does not exist (a foreign key)."""
-
-    def __init__(self, message: str, constraint: str | None = None) -> None:
-        super().__init__(message)
-        self.constraint = constraint
 
 
 class MigrationError(StorageError):

@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from query_side.accounts.credentials import (
-    digest,
-    looks_like,
-    new_token,
-    storable,
-)
+from query_side.accounts.credentials import looks_like, storable
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
 from vpsmon.constants import API_TOKEN_PREFIX
 from vpsmon.errors import InvalidInputError, UnknownUserError
 from vpsmon.storage.types import Queryable
+from vpsmon.tokens import new_token, token_sha256
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 TOKEN_NAME_MAX = 200
@@ -47,7 +43,7 @@ async def create_api_token(conn: Queryable, username: str, name: str = "") -> st
     inserted = await conn.fetchval(
         "INSERT INTO api_tokens (token_sha256, user_id, name)"
         " SELECT $1, id, $3 FROM users WHERE lower(username) = lower($2) RETURNING user_id",
-        digest(token),
+        token_sha256(token),
         username,
         name,
     )
@@ -60,7 +56,7 @@ async def revoke_api_token(conn: Queryable, token: str) -> bool:
     """Revoke an active token; False when it is unknown or already revoked."""
     if not looks_like(token, API_TOKEN_PREFIX):
         return False
-    return await revoke_api_token_by_digest(conn, digest(token))
+    return await revoke_api_token_by_digest(conn, token_sha256(token))
 
 
 async def revoke_api_token_by_digest(conn: Queryable, sha256: bytes) -> bool:
@@ -88,7 +84,7 @@ async def authenticate_token(conn: Queryable, token: str) -> User | None:
     """
     if not looks_like(token, API_TOKEN_PREFIX):
         return None
-    sha256 = digest(token)
+    sha256 = token_sha256(token)
     row = await conn.fetchrow(
         "SELECT u.id, u.username, u.is_admin,"
         " t.last_used_at IS NULL OR t.last_used_at < now() - $2::interval AS stale"

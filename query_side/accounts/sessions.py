@@ -5,12 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from query_side.accounts.credentials import (
-    digest,
-    looks_like,
-    new_token,
-    storable,
-)
+from query_side.accounts.credentials import looks_like, storable
 from query_side.accounts.passwords import verify_or_dummy
 from query_side.accounts.throttling import (
     CLIENT_ADDRESS_MAX,
@@ -23,6 +18,7 @@ from query_side.accounts.users import USERNAME_PATTERN, User, user_from
 from vpsmon.constants import SESSION_LIFETIME_S, SESSION_TOKEN_PREFIX
 from vpsmon.errors import LoginRefused, LoginThrottledError
 from vpsmon.storage.types import Connection, Queryable
+from vpsmon.tokens import new_token, token_sha256
 
 DEFAULT_SESSION_TTL = timedelta(seconds=SESSION_LIFETIME_S)
 
@@ -86,7 +82,7 @@ async def login(
         await conn.execute(
             "INSERT INTO sessions (session_sha256, user_id, expires_at)"
             " VALUES ($1, $2, now() + $3::interval)",
-            digest(token),
+            token_sha256(token),
             user.id,
             session_ttl,
         )
@@ -100,7 +96,7 @@ async def session_user(conn: Queryable, session_token: str) -> User | None:
     row = await conn.fetchrow(
         "SELECT u.id, u.username, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.session_sha256 = $1 AND s.expires_at > now()",
-        digest(session_token),
+        token_sha256(session_token),
     )
     return None if row is None else user_from(row)
 
@@ -108,7 +104,9 @@ async def session_user(conn: Queryable, session_token: str) -> User | None:
 async def logout(conn: Queryable, session_token: str) -> None:
     """End a session (a no-op for an unknown or expired one)."""
     if looks_like(session_token, SESSION_TOKEN_PREFIX):
-        await conn.execute("DELETE FROM sessions WHERE session_sha256 = $1", digest(session_token))
+        await conn.execute(
+            "DELETE FROM sessions WHERE session_sha256 = $1", token_sha256(session_token)
+        )
 
 
 async def prune_expired(conn: Queryable) -> None:

@@ -18,7 +18,6 @@ from typing import Any, Literal
 import asyncpg
 
 from command_side.vps_commands import (
-    hash_agent_token,
     list_agent_tokens,
     revoke_agent_token,
 )
@@ -34,11 +33,11 @@ from query_side.accounts import (
     validate_password,
     validate_username,
 )
-from query_side.accounts.credentials import digest
 from vpsmon.cli.connections import load_settings, migrated_connection
 from vpsmon.cli.output import print_json
 from vpsmon.constants import AGENT_TOKEN_PREFIX, API_TOKEN_PREFIX
 from vpsmon.errors import CommandError
+from vpsmon.tokens import token_sha256
 
 TOKEN_ID_DIGITS = 12  # shown by `token list`
 TOKEN_ID_MIN_DIGITS = 8  # accepted by `token revoke`
@@ -204,7 +203,7 @@ async def _token_create(conn: asyncpg.Connection, args: argparse.Namespace) -> i
         print_json(
             {
                 "kind": "api",
-                "id": digest(issued).hex()[:TOKEN_ID_DIGITS],
+                "id": token_sha256(issued).hex()[:TOKEN_ID_DIGITS],
                 "user": args.username,
                 "token": issued,
             }
@@ -230,10 +229,8 @@ async def _token_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int
 
 def _wanted_hash_prefix(reference: str) -> str:
     """The hex digest (or prefix of one) that ``reference`` names."""
-    if reference.startswith(API_TOKEN_PREFIX):
-        return digest(reference).hex()
-    if reference.startswith(AGENT_TOKEN_PREFIX):
-        return hash_agent_token(reference).hex()
+    if reference.startswith((API_TOKEN_PREFIX, AGENT_TOKEN_PREFIX)):
+        return token_sha256(reference).hex()
     prefix = reference.strip().lower()
     if not _HEX.fullmatch(prefix) or not TOKEN_ID_MIN_DIGITS <= len(prefix) <= 64:
         raise CommandError(

@@ -2,7 +2,7 @@
 
 Applied migrations cannot change, so their CHECK constraints and the lock key
 in a trigger repeat values of vpsmon/constants.py. These tests ask a migrated
-database what it accepts, at each bound and just past it.
+database what it accepts, at each bound and just past it, on every backend.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from tests.databases import StorageServer
+from tests.storage.store import migrated_store
 from vpsmon import constants
 from vpsmon.settings import Settings
 from vpsmon.storage.migrations import migrations_dir
-from vpsmon.storage.schema import upgrade_schema
 
 
 @pytest.fixture
-async def conn(embedded_database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(embedded_database)
-    try:
-        await upgrade_schema(connection, Settings(backend="postgresql"))
-        yield connection
-    finally:
-        await connection.close()
+async def conn(
+    storage_server: StorageServer, fresh_database: str
+) -> AsyncIterator[asyncpg.Connection]:
+    settings = Settings(backend=storage_server.backend)
+    async with migrated_store(fresh_database, storage_server.name, settings) as store:
+        yield store.conn
 
 
 async def _accepted(conn: asyncpg.Connection, sql: str, *args: object) -> bool:
