@@ -23,7 +23,7 @@ from command_side.service import AgentCommunicationService
 from projections.maintenance import run_projection_maintenance
 from proto.options import SERVER_OPTIONS
 from proto.vpsmon.v1 import agent_pb2_grpc
-from vpsmon.constants import COMMAND_SIDE_DRAIN_S
+from vpsmon.constants import COMMAND_SIDE_DRAIN_S, DATABASE_CONNECT_TIMEOUT_S
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
 from vpsmon.storage.schema import upgrade_schema
@@ -43,7 +43,9 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     async with open_database(settings) as dsn:
         # A short connect timeout: a database that restarts must not stall ingest.
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8, timeout=5)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=2, max_size=8, timeout=DATABASE_CONNECT_TIMEOUT_S
+        )
         try:
             await _serve(dsn, pool, settings, stop)
         finally:

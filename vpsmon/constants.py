@@ -74,6 +74,9 @@ SESSION_TOKEN_PREFIX = "vpss_"
 VPS_NAME_MAX_CHARS = 200
 
 # -- PostgreSQL ---------------------------------------------------------------
+# Servers give up connecting after this long: a database that restarts must
+# not stall ingest or requests (they fail fast and are retried).
+DATABASE_CONNECT_TIMEOUT_S = 5.0
 # Largest values of the integer types ids and byte counts are stored in.
 PG_INTEGER_MAX = 2**31 - 1
 PG_BIGINT_MAX = 2**63 - 1
