@@ -17,7 +17,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -26,6 +25,7 @@ import grpc.aio
 import psutil
 
 from agent.spool import SnapshotSpool
+from agent.stats import AgentStats
 from proto.options import CLIENT_CHANNEL_OPTIONS, RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from vpsmon import constants
@@ -61,16 +61,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
-
-
-@dataclass
-class ClientStats:
-    connects: int = 0
-    batches_sent: int = 0
-    batches_acked: int = 0
-    duplicates: int = 0
-    snapshots_rejected: int = 0
-    heartbeats_sent: int = 0
 
 
 def agent_version() -> str:
@@ -111,6 +101,7 @@ class AgentClient:
         handshake_timeout_s: float = constants.AGENT_HANDSHAKE_TIMEOUT_S,
         ack_timeout_s: float = constants.AGENT_ACK_TIMEOUT_S,
         backoff: Backoff | None = None,
+        stats: AgentStats | None = None,
     ) -> None:
         self.server = server
         self._token = token
@@ -123,7 +114,7 @@ class AgentClient:
         self._handshake_timeout = handshake_timeout_s
         self._ack_timeout = ack_timeout_s
         self.backoff = backoff or Backoff()
-        self.stats = ClientStats()
+        self.stats = stats if stats is not None else AgentStats()
         self.vps_id: int | None = None
         self._queue: deque[str] = deque()
         self._in_flight: dict[str, float] = {}

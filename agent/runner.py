@@ -23,6 +23,7 @@ from agent.batcher import Batcher
 from agent.client import AgentClient
 from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, load_settings
 from agent.spool import SnapshotSpool
+from agent.stats import AgentStats
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.errors import ConfigError
 
@@ -68,6 +69,7 @@ class _Pipeline:
                 log.error("cannot write to the spool: %s", error)
                 while len(self.unspooled) > _MAX_UNSPOOLED:
                     self.unspooled.popleft()
+                    self.client.stats.batches_lost += 1
                     log.error("dropped a batch that could not be spooled")
                 return
             self.unspooled.popleft()
@@ -85,6 +87,7 @@ async def _sample_loop(
     interval = batcher.collect_interval_seconds
     next_tick = time.monotonic()
     failures = 0
+    stats = pipeline.client.stats
     while not stop.is_set():
         now = time.monotonic()
         if batcher.collect_interval_seconds != interval:  # changed live by the server
@@ -96,6 +99,7 @@ async def _sample_loop(
                 failures = 0
             except Exception:
                 failures += 1
+                stats.sampling_failures += 1
                 if failures == 1 or failures % 60 == 0:
                     log.exception("sampling failed (%d time(s) in a row)", failures)
                 snapshot = None
@@ -105,6 +109,7 @@ async def _sample_loop(
             if next_tick <= now:
                 skipped = math.floor((now - next_tick) / interval) + 1
                 next_tick += skipped * interval
+                stats.ticks_skipped += skipped
                 log.warning("sampling fell behind: skipped %d tick(s)", skipped)
         pipeline.submit(batcher.poll(time.monotonic()))
         wake_at = min(next_tick, batcher.deadline() or math.inf)
@@ -122,7 +127,8 @@ async def run_agent(
     shutdown_grace_s: float = SHUTDOWN_GRACE_S,
 ) -> None:
     """Run until ``stop`` is set; everything collected is spooled before return."""
-    spool = SnapshotSpool(config.spool_dir, config.max_spool_batches)
+    stats = AgentStats()
+    spool = SnapshotSpool(config.spool_dir, config.max_spool_batches, stats=stats)
     batcher = Batcher(
         collect_interval_seconds=config.metrics_collect_interval_seconds,
         upload_interval_seconds=config.metrics_upload_interval_seconds,
@@ -141,6 +147,7 @@ async def run_agent(
         on_config=on_config,
         tls=config.tls,
         ca_file=config.ca_file,
+        stats=stats,
     )
     pipeline = _Pipeline(client)
     source = collector if collector is not None else _default_collector(config)

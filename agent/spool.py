@@ -24,6 +24,7 @@ import zlib
 from collections import OrderedDict
 from pathlib import Path
 
+from agent.stats import AgentStats
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.errors import SpoolCorruptError
 
@@ -74,6 +75,7 @@ class SnapshotSpool:
         corrupt_max_files: int = CORRUPT_MAX_FILES,
         corrupt_max_bytes: int = CORRUPT_MAX_BYTES,
         corrupt_max_age_s: float = CORRUPT_MAX_AGE_S,
+        stats: AgentStats | None = None,
     ) -> None:
         if max_batches < 1:
             raise ValueError("max_batches must be at least 1")
@@ -82,8 +84,7 @@ class SnapshotSpool:
         self.corrupt_max_files = corrupt_max_files
         self.corrupt_max_bytes = corrupt_max_bytes
         self.corrupt_max_age_s = corrupt_max_age_s
-        self.dropped_total = 0
-        self.corrupt_total = 0
+        self.stats = stats if stats is not None else AgentStats()
         self._files: OrderedDict[str, Path] = OrderedDict()
         self._next_seq = 1
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -192,16 +193,16 @@ class SnapshotSpool:
         for _ in range(excess):
             _, path = self._files.popitem(last=False)
             path.unlink(missing_ok=True)
-        self.dropped_total += excess
+        self.stats.spool_dropped += excess
         log.warning(
             "spool full (%d batches): dropped the %d oldest unsent batch(es), %d dropped in total",
             self.max_batches,
             excess,
-            self.dropped_total,
+            self.stats.spool_dropped,
         )
 
     def _quarantine(self, path: Path, reason: str) -> None:
-        self.corrupt_total += 1
+        self.stats.spool_corrupt += 1
         target = path.with_name(path.name + CORRUPT_SUFFIX)
         try:
             os.replace(path, target)

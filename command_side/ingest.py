@@ -40,6 +40,7 @@ from vpsmon.errors import (
     UnknownVpsError,
 )
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
+from vpsmon.self_metrics import SELF_METRICS
 from vpsmon.storage.errors import translated_errors
 
 logger = logging.getLogger(__name__)
@@ -99,8 +100,9 @@ class IngestWriter:
         StorageUnavailableError: not committed, the agent must re-send it;
         UnknownVpsError: the VPS was removed; another StorageError: this batch failed.
         """
-        await self._queue.put(batch)
-        return await batch.done
+        with SELF_METRICS.pending_batches.track_inprogress():
+            await self._queue.put(batch)
+            return await batch.done
 
     async def _run(self) -> None:
         while True:
@@ -177,6 +179,7 @@ class IngestWriter:
                 if conn is not None:
                     await self._pool.release(conn)
         self.committed_rows += rows
+        SELF_METRICS.group_committed(rows, results)
         return results
 
     async def _commit_on(

@@ -1,5 +1,8 @@
 """`vpsmon command-side`: the gRPC server process and its graceful shutdown.
 
+It also runs the maintenance runner (command_side/maintenance.py): the
+command side elected by the advisory lock runs the cluster's background jobs.
+
 On SIGTERM it stops taking new batches, commits and acks everything it has
 read, ends the streams with UNAVAILABLE (agents reconnect, possibly to
 another instance) and exits.
@@ -8,9 +11,7 @@ another instance) and exits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,11 +20,14 @@ import grpc
 
 from command_side.events import follow_vps_events
 from command_side.ingest import IngestWriter
+from command_side.maintenance import MaintenanceRunner
+from command_side.maintenance_jobs import maintenance_jobs
 from command_side.service import AgentCommunicationService
-from projections.maintenance import run_projection_maintenance
+from command_side.signals import run_until_signalled
 from proto.options import SERVER_OPTIONS
 from proto.vpsmon.v1 import agent_pb2_grpc
 from vpsmon.constants import COMMAND_SIDE_DRAIN_S, DATABASE_CONNECT_TIMEOUT_S
+from vpsmon.errors import ConfigError
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
 from vpsmon.storage.schema import upgrade_schema
@@ -71,12 +75,12 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
     agent_pb2_grpc.add_AgentCommunicationServiceServicer_to_server(service, server)
     port = _bind(server, settings)
     if port == 0:
-        raise RuntimeError(f"cannot listen on {settings.grpc_listen}")
+        raise ConfigError(f"VPSMON_GRPC_LISTEN: cannot listen on {settings.grpc_listen}")
     await server.start()
     background = [
         asyncio.create_task(follow_vps_events(dsn, pool, service, settings, stop)),
         asyncio.create_task(
-            run_projection_maintenance(pool, report.backend, settings, stop, retention=True)
+            MaintenanceRunner(dsn, maintenance_jobs(report.backend, settings)).run(stop)
         ),
     ]
     logger.info(
@@ -96,13 +100,4 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
 
 
 def run(settings: Settings) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
+    return run_until_signalled(serve, settings)

@@ -35,6 +35,7 @@ from vpsmon.errors import (
     UnknownVpsError,
     VpsmonError,
 )
+from vpsmon.self_metrics import REFUSED_HANDSHAKE_BACKLOG, REFUSED_OVER_BUDGET, SELF_METRICS
 from vpsmon.settings import Settings
 from vpsmon.storage.errors import translated_errors
 from vpsmon.storage.types import Queryable
@@ -97,6 +98,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
     async def _authenticate(self, context: Context) -> ConnectedAgent | None:
         """The handshake, with a bound on the streams that wait for one."""
         if self._unauthenticated >= self._settings.grpc_max_unauthenticated_streams:
+            SELF_METRICS.resource_exhausted.labels(REFUSED_HANDSHAKE_BACKLOG).inc()
             raise OverloadedError("too many streams waiting for a handshake")
         self._unauthenticated += 1
         try:
@@ -109,6 +111,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         for older in self.streams.for_vps(stream.vps_id):
             older.end(StreamReplacedError(REPLACED))
         self.streams.add(stream)
+        SELF_METRICS.agent_streams.inc()
         # A claim by another command side may have been announced before we added it.
         with contextlib.suppress(StorageUnavailableError), translated_errors():
             await end_replaced_streams(self, self._pool, [stream.vps_id])
@@ -117,6 +120,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             await self._read_loop(stream, context)
         finally:
             self.streams.remove(stream)
+            SELF_METRICS.agent_streams.dec()
             stream.outbox.put_nowait(None)
             await writer
             with contextlib.suppress(StorageUnavailableError), translated_errors():
@@ -236,6 +240,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             await asyncio.wait(list(in_flight), return_when=asyncio.FIRST_COMPLETED)
         admission = self.budgets[stream.vps_id].admit(len(batch.snapshots))
         if admission.refused:
+            SELF_METRICS.resource_exhausted.labels(REFUSED_OVER_BUDGET).inc()
             rate = self.budgets[stream.vps_id].rate_per_s
             stream.end(
                 OverloadedError(
@@ -262,10 +267,12 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                 max_snapshots=self._settings.max_batch_snapshots,
             )
         except InvalidBatchError as error:
+            SELF_METRICS.invalid_snapshots.inc(len(batch.snapshots))
             ack.rejected = len(batch.snapshots)
             ack.error = str(error)
             stream.push(agent_pb2.MessageToAgent(batch_ack=ack))
             return
+        SELF_METRICS.invalid_snapshots.inc(validated.invalid)
         pending = PendingBatch(stream.vps_id, validated.batch_id, validated.rows, validated.invalid)
         try:
             result = await self._writer.append(pending)
@@ -290,6 +297,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         while (message := await stream.outbox.get()) is not None:
             try:
                 await context.write(message)
+                SELF_METRICS.agent_messages_sent.labels(message.WhichOneof("payload")).inc()
             except Exception as error:  # the peer went away; the read loop notices too
                 logger.debug("write to VPS %d failed: %r", stream.vps_id, error)
                 stream.end(StreamError("stream write failed"))

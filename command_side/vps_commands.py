@@ -1,13 +1,21 @@
-"""VPS lifecycle commands: each appends one event and updates its projections atomically."""
+"""VPS lifecycle commands: load the VPS's stream, decide, append the next version.
+
+Each command appends one event at `version + 1` and, in the same transaction,
+brings the registry projection up to date and announces the event. Two
+commands that read the same version race for one slot: the loser's append
+fails with ConcurrencyError, and `run_vps_command` reloads and decides again, a bounded
+number of times (never forever: a conflict is reported, retryable).
+"""
 
 from __future__ import annotations
 
-import json
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from projections.vps_registry import VpsEvent, apply_vps_event
+from command_side.vps_stream import NewVpsEvent, VpsState, load_vps
+from projections.vps_registry import catch_up
 from vpsmon import constants
 from vpsmon.constants import (
     AGENT_TOKEN_PREFIX,
@@ -15,13 +23,17 @@ from vpsmon.constants import (
     VPS_DECOMMISSIONED,
     VPS_EVENTS_CHANNEL,
     VPS_NAME_MAX_CHARS,
+    VPS_OWNER_CHANGED,
     VPS_REGISTERED,
     VPS_RENAMED,
     VPS_TOKEN_ROTATED,
 )
-from vpsmon.errors import InvalidInputError, UnknownVpsError
+from vpsmon.errors import ConcurrencyError, InvalidInputError, UnknownVpsError
+from vpsmon.storage.event_log import StoredVpsEvent, append_vps_event
 from vpsmon.storage.types import Connection, Queryable
 from vpsmon.tokens import new_token, token_sha256
+
+logger = logging.getLogger(__name__)
 
 # Command sides listen on VPS_EVENTS_CHANNEL to close streams of revoked tokens
 # and to push new agent configuration; PostgreSQL delivers it when the event
@@ -29,6 +41,11 @@ from vpsmon.tokens import new_token, token_sha256
 COLLECT_BOUNDS = (constants.COLLECT_INTERVAL_MIN_S, constants.COLLECT_INTERVAL_MAX_S)
 UPLOAD_BOUNDS = (constants.UPLOAD_INTERVAL_MIN_S, constants.UPLOAD_INTERVAL_MAX_S)
 BATCH_BOUNDS = (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX)
+# How many times a command decides anew after losing a race for its version.
+COMMAND_ATTEMPTS = 3
+
+# What a command appends, given the VPS as its events leave it (None: nothing).
+Decide = Callable[[VpsState], Awaitable[NewVpsEvent | None]]
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,7 @@ def hash_agent_token(token: str) -> bytes:
     return token_sha256(token)
 
 
-def _new_token() -> str:
+def new_agent_token() -> str:
     return new_token(AGENT_TOKEN_PREFIX)
 
 
@@ -57,58 +74,90 @@ def valid_vps_name(name: str) -> str:
     return name
 
 
-async def _append(conn: Connection, vps_id: int, event_type: str, payload: dict[str, Any]) -> None:
-    appended = await conn.fetchrow(
-        "INSERT INTO vps_events (vps_id, event_type, payload) VALUES ($1, $2, $3::jsonb)"
-        " RETURNING event_id, occurred_at",
-        vps_id,
-        event_type,
-        json.dumps(payload),
+async def append_next(conn: Connection, state: VpsState, event: NewVpsEvent) -> StoredVpsEvent:
+    """Append ``event`` at the version after ``state``'s, apply it to the registry and
+    announce it, all in the caller's transaction; ConcurrencyError if that version
+    was taken meanwhile."""
+    stored = await append_vps_event(
+        conn, state.vps_id, state.version + 1, event.event_type, event.payload
     )
-    assert appended is not None
-    occurred_at: datetime = appended["occurred_at"]
-    await apply_vps_event(conn, VpsEvent(vps_id, event_type, payload, occurred_at))
-    await conn.execute("SELECT pg_notify($1, $2)", VPS_EVENTS_CHANNEL, str(appended["event_id"]))
+    await catch_up(conn)
+    await conn.execute("SELECT pg_notify($1, $2)", VPS_EVENTS_CHANNEL, str(stored.event_id))
+    return stored
+
+
+async def run_vps_command(
+    conn: Connection, vps_id: int, decide: Decide, *, attempts: int = COMMAND_ATTEMPTS
+) -> StoredVpsEvent | None:
+    """Load the VPS, decide, append: each attempt in its own transaction (a savepoint
+    inside the caller's). A conflict reloads and decides again, up to ``attempts``
+    times; then ConcurrencyError says to run the command again. Returns the event
+    appended, or None when ``decide`` found nothing to do."""
+    if attempts < 1:
+        raise ValueError("a command needs at least one attempt")
+    for attempt in range(1, attempts + 1):
+        try:
+            async with conn.transaction():
+                state = await load_vps(conn, vps_id)
+                event = await decide(state)
+                return None if event is None else await append_next(conn, state, event)
+        except ConcurrencyError as error:
+            if attempt == attempts:
+                raise ConcurrencyError(
+                    f"VPS {vps_id} was changed by another command while this one ran"
+                    f" ({attempts} attempt{'s' if attempts > 1 else ''}); run it again"
+                ) from error
+            logger.info("VPS %d changed concurrently; deciding again (%s)", vps_id, error)
+    raise AssertionError("unreachable")
+
+
+async def _lock_owner(conn: Connection, owner_id: int) -> None:
+    # FOR KEY SHARE: the owner cannot be deleted before this transaction ends.
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE)", owner_id
+    ):
+        raise InvalidInputError(f"no user with id {owner_id}")
+
+
+def _require_live(state: VpsState) -> None:
+    if not state.live:
+        raise UnknownVpsError(f"no VPS with id {state.vps_id}")
 
 
 async def register_vps(conn: Connection, name: str, owner_id: int | None = None) -> IssuedToken:
     """Register a VPS owned by user ``owner_id`` (None: no owner, only admins see it)."""
     name = valid_vps_name(name)
-    token = _new_token()
+    token = new_agent_token()
     async with conn.transaction():
-        if owner_id is not None and not await conn.fetchval(
-            # FOR KEY SHARE: the owner cannot be deleted before this commits.
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE)",
-            owner_id,
-        ):
-            raise InvalidInputError(f"no user with id {owner_id}")
+        if owner_id is not None:
+            await _lock_owner(conn, owner_id)
         vps_id: int = await conn.fetchval("SELECT nextval('vps_id_seq')")
-        await _append(
-            conn,
-            vps_id,
-            VPS_REGISTERED,
-            {
-                "name": name,
-                "token_sha256": hash_agent_token(token).hex(),
-                "owner_id": owner_id,
-            },
-        )
+        payload = {
+            "name": name,
+            "token_sha256": hash_agent_token(token).hex(),
+            "owner_id": owner_id,
+        }
+        await append_next(conn, VpsState(vps_id), NewVpsEvent(VPS_REGISTERED, payload))
     return IssuedToken(vps_id, token)
 
 
-async def _require_vps(conn: Connection, vps_id: int) -> None:
-    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM vps WHERE id = $1)", vps_id):
-        raise UnknownVpsError(f"no VPS with id {vps_id}")
+def rotation(token: str | None) -> Decide:
+    """The decision to make ``token`` the VPS's only active one (None: no token)."""
+    digest = None if token is None else hash_agent_token(token).hex()
+
+    async def decide(state: VpsState) -> NewVpsEvent:
+        _require_live(state)
+        return NewVpsEvent(VPS_TOKEN_ROTATED, {"token_sha256": digest})
+
+    return decide
 
 
-async def rotate_agent_token(conn: Connection, vps_id: int) -> IssuedToken:
+async def rotate_agent_token(
+    conn: Connection, vps_id: int, *, attempts: int = COMMAND_ATTEMPTS
+) -> IssuedToken:
     """Issue a new token; the previous one stops authenticating at once."""
-    token = _new_token()
-    async with conn.transaction():
-        await _require_vps(conn, vps_id)
-        await _append(
-            conn, vps_id, VPS_TOKEN_ROTATED, {"token_sha256": hash_agent_token(token).hex()}
-        )
+    token = new_agent_token()
+    await run_vps_command(conn, vps_id, rotation(token), attempts=attempts)
     return IssuedToken(vps_id, token)
 
 
@@ -119,18 +168,60 @@ async def revoke_agent_token(conn: Connection, vps_id: int) -> None:
     A `token_rotated` event to no token, so that every command side, which closes
     the streams of a VPS whose token rotated, reacts at once.
     """
-    async with conn.transaction():
-        await _require_vps(conn, vps_id)
-        await _append(conn, vps_id, VPS_TOKEN_ROTATED, {"token_sha256": None})
+    await run_vps_command(conn, vps_id, rotation(None))
 
 
 async def rename_vps(conn: Connection, vps_id: int, name: str) -> str:
     """Give a VPS a new name (a `renamed` event); returns the name as stored."""
     name = valid_vps_name(name)
-    async with conn.transaction():
-        await _require_vps(conn, vps_id)
-        await _append(conn, vps_id, VPS_RENAMED, {"name": name})
+
+    async def decide(state: VpsState) -> NewVpsEvent:
+        _require_live(state)
+        return NewVpsEvent(VPS_RENAMED, {"name": name})
+
+    await run_vps_command(conn, vps_id, decide)
     return name
+
+
+async def change_vps_owner(conn: Connection, vps_id: int, owner_id: int | None) -> bool:
+    """Give a VPS to user ``owner_id`` (None: no owner, only admins see it); False when
+    it already was theirs."""
+
+    async def decide(state: VpsState) -> NewVpsEvent | None:
+        _require_live(state)
+        if owner_id is not None:
+            await _lock_owner(conn, owner_id)
+        if state.owner_id == owner_id:
+            return None
+        return NewVpsEvent(VPS_OWNER_CHANGED, {"owner_id": owner_id})
+
+    return await run_vps_command(conn, vps_id, decide) is not None
+
+
+async def disown_vpses(conn: Connection, owner_id: int) -> list[int]:
+    """Leave every VPS of user ``owner_id`` without owner, by events, so that the user
+    can be removed (the foreign key refuses to remove an owner); returns their ids.
+
+    The user's row stays locked until the caller's transaction ends, so no VPS is
+    registered for them meanwhile.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", owner_id)
+        owned = [
+            row["id"]
+            for row in await conn.fetch(
+                "SELECT id FROM vps WHERE owner_id = $1 ORDER BY id", owner_id
+            )
+        ]
+
+        async def decide(state: VpsState) -> NewVpsEvent | None:
+            if not state.live or state.owner_id != owner_id:
+                return None
+            return NewVpsEvent(VPS_OWNER_CHANGED, {"owner_id": None})
+
+        for vps_id in owned:
+            await run_vps_command(conn, vps_id, decide)
+    return owned
 
 
 async def configure_agent(
@@ -149,25 +240,27 @@ async def configure_agent(
     ):
         if value is not None and not lower <= value <= upper:
             raise InvalidInputError(f"the {name} must be between {lower} and {upper}")
-    async with conn.transaction():
-        await _require_vps(conn, vps_id)
-        await _append(
-            conn,
-            vps_id,
-            VPS_AGENT_CONFIG_CHANGED,
-            {
-                "collect_interval_seconds": collect_interval_seconds,
-                "upload_interval_seconds": upload_interval_seconds,
-                "upload_batch_max_size": upload_batch_max_size,
-            },
-        )
+    payload = {
+        "collect_interval_seconds": collect_interval_seconds,
+        "upload_interval_seconds": upload_interval_seconds,
+        "upload_batch_max_size": upload_batch_max_size,
+    }
+
+    async def decide(state: VpsState) -> NewVpsEvent:
+        _require_live(state)
+        return NewVpsEvent(VPS_AGENT_CONFIG_CHANGED, payload)
+
+    await run_vps_command(conn, vps_id, decide)
 
 
 async def decommission_vps(conn: Connection, vps_id: int) -> None:
     """Remove a VPS; its measurements and rollups go with it."""
-    async with conn.transaction():
-        await _require_vps(conn, vps_id)
-        await _append(conn, vps_id, VPS_DECOMMISSIONED, {})
+
+    async def decide(state: VpsState) -> NewVpsEvent:
+        _require_live(state)
+        return NewVpsEvent(VPS_DECOMMISSIONED, {})
+
+    await run_vps_command(conn, vps_id, decide)
 
 
 async def vps_for_token(conn: Queryable, token: str) -> int | None:

@@ -1,6 +1,8 @@
 """Incremental rollup materialization on plain PostgreSQL.
 
-The schema is in db/migrations/0002_rollups.postgresql.sql. A refresh
+The tables, triggers and watermarks are in db/migrations/0002_rollups.postgresql.sql;
+the per-level functions that fill every metric group's tables are generated
+(projections/rollup_sql, from migration 0012 on). A refresh
 1. raises the invalidation threshold to the new watermark, under an exclusive
    advisory lock that waits for every in-flight insert, so no insert can miss
    the late-row log for a region this refresh materializes;
@@ -104,9 +106,8 @@ async def _materialize(
         target = targets[level.name]
         if watermark is None or target > watermark:
             await conn.execute(
-                f"INSERT INTO vpsmon_rollups.data_{level.name}"
-                f" SELECT * FROM vpsmon_rollups.aggregate_{level.name}("
-                " coalesce($1, '-infinity'::timestamptz), $2)",
+                f"SELECT vpsmon_rollups.materialize_{level.name}("
+                "coalesce($1, '-infinity'::timestamptz), $2)",
                 watermark,
                 target,
             )
@@ -124,21 +125,10 @@ async def _materialize(
 async def _rematerialize(
     conn: Connection, level: RollupLevel, vps_id: int, start: datetime, end: datetime
 ) -> int:
-    table = f"vpsmon_rollups.data_{level.name}"
-    await conn.execute(
-        f"DELETE FROM {table} WHERE vps_id = $1 AND bucket >= $2 AND bucket < $3",
-        vps_id,
-        start,
-        end,
+    buckets: int = await conn.fetchval(
+        f"SELECT vpsmon_rollups.rematerialize_{level.name}($1, $2, $3)", vps_id, start, end
     )
-    status: str = await conn.execute(
-        f"INSERT INTO {table} SELECT * FROM vpsmon_rollups.aggregate_{level.name}($2, $3)"
-        " WHERE vps_id = $1",
-        vps_id,
-        start,
-        end,
-    )
-    return rows_affected(status)
+    return buckets
 
 
 def merge_ranges(ranges: Iterable[TimeRange]) -> list[TimeRange]:
@@ -171,11 +161,10 @@ async def enforce_retention(conn: Connection) -> dict[str, int]:
         )
         deleted["performance_metrics"] = rows_affected(raw_status)
         for level in LEVELS:
-            status = await conn.execute(
-                f"DELETE FROM vpsmon_rollups.data_{level.name} WHERE bucket < now() - $1::interval",
+            deleted[level.view] = await conn.fetchval(
+                f"SELECT vpsmon_rollups.expire_{level.name}(now() - $1::interval)",
                 keep[level.view],
             )
-            deleted[level.view] = rows_affected(status)
         return deleted
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_KEY)

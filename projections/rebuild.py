@@ -1,7 +1,9 @@
 """`vpsmon projections rebuild`: recompute every projection from the event logs.
 
-- `vps` and `agent_tokens` are replayed from `vps_events` in place (emptying
-  `vps` would cascade into the measurements);
+- the VPS registry (`vps`, `agent_tokens`, `vps_agent_config`) is replayed
+  from `vps_events` alone into empty shadow tables, then reconciled into the
+  live ones without deleting a `vps` row that stays (emptying `vps` would
+  cascade into the measurements; see projections/registry_rebuild.py);
 - `vps_latest` is emptied and recomputed from `performance_metrics`;
 - the rollups are recomputed for everything the raw log still holds. Buckets
   older than raw retention cannot be recomputed (their raw rows are gone by
@@ -13,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from projections import postgres_rollups
+from projections import postgres_rollups, timescale_rollups
 from projections.latest_values import announce_latest
-from projections.vps_registry import rebuild_vps_registry
+from projections.registry_rebuild import rebuild_vps_registry
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.rollup_levels import LEVELS
 from vpsmon.storage.backend import Backend
@@ -50,13 +52,7 @@ async def rebuild_rollups(conn: Connection, backend: Backend) -> datetime:
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
     start = LEVELS[-1].ceil(now - raw_keep)
     if backend is Backend.TIMESCALEDB:
-        for level in LEVELS:
-            await conn.execute(
-                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, NULL,"
-                " force => true)",
-                level.view,
-                start,
-            )
+        await timescale_rollups.recompute(conn, start)
         return start
     # Plain PostgreSQL: declare the whole range invalid for every VPS; the
     # refresh recomputes it exactly as it would after late rows.

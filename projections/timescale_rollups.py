@@ -2,7 +2,9 @@
 
 The policies set by `vpsmon migrate` run these on TimescaleDB's own
 scheduler; calling them directly makes the same refresh happen now (tests,
-operators after a bulk import).
+operators after a bulk import). Each rollup view reads one continuous
+aggregate per metric group (vpsmon_rollups.rollup_relations); every group's
+aggregate of a level is refreshed before any of the next coarser level.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from vpsmon.rollup_levels import LEVELS
+from vpsmon.storage.rollup_catalog import rollup_relations
 from vpsmon.storage.types import Connection
 
 
@@ -24,27 +27,47 @@ async def refresh(conn: Connection, window: timedelta | None) -> dict[str, datet
     every refreshed window are never materialized.
     """
     now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    relations = await rollup_relations(conn)
     ends = {}
     for level in LEVELS:
         end = level.materialize_until(now)
         start = level.floor(now - window) if window is not None else None
-        for attempt in range(50):
-            try:
-                await conn.execute(
-                    "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz,"
-                    " $3::timestamptz)",
-                    level.view,
-                    start,
-                    end,
-                )
-                break
-            except asyncpg.LockNotAvailableError:
-                # The policy job is refreshing the same aggregate; ours follows it.
-                if attempt == 49:
-                    raise
-                await asyncio.sleep(0.1)
+        for aggregate in relations[level.view]:
+            await _refresh_aggregate(conn, aggregate, start, end)
         ends[level.name] = end
     return ends
+
+
+async def recompute(conn: Connection, start: datetime) -> None:
+    """Recompute every bucket from ``start`` on, even those already materialized."""
+    relations = await rollup_relations(conn)
+    for level in LEVELS:
+        for aggregate in relations[level.view]:
+            await conn.execute(
+                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, NULL,"
+                " force => true)",
+                aggregate,
+                start,
+            )
+
+
+async def _refresh_aggregate(
+    conn: Connection, aggregate: str, start: datetime | None, end: datetime
+) -> None:
+    for attempt in range(50):
+        try:
+            await conn.execute(
+                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+                aggregate,
+                start,
+                end,
+            )
+            return
+        except asyncpg.LockNotAvailableError:
+            # The policy job is refreshing the same aggregate; ours follows it.
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
 
 
 async def enforce_retention(conn: Connection) -> list[int]:

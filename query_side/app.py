@@ -8,6 +8,7 @@ from sanic import Sanic
 from query_side.context import AppState
 from query_side.errors import register_error_handlers
 from query_side.latest_cache import LatestValuesCache
+from query_side.request_metrics import record_requests
 from query_side.routes import auth, metrics, system, vps
 from query_side.routes.ui import ui_blueprint, ui_directory
 from query_side.security_headers import add_security_headers
@@ -25,6 +26,7 @@ def create_app(settings: Settings, dsn: str, name: str = "vpsmon") -> Sanic:  # 
     app.config.REQUEST_MAX_SIZE = 64 * 1024
     register_error_handlers(app)
     add_security_headers(app)
+    record_requests(app)
     for blueprint in (system.bp, auth.bp, vps.bp, metrics.bp):
         app.blueprint(blueprint)
     ui_dir = ui_directory()

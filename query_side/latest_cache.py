@@ -21,6 +21,7 @@ import asyncpg
 
 from vpsmon.constants import LATEST_CHANNEL
 from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.self_metrics import SELF_METRICS
 from vpsmon.storage.notifications import PendingIds
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class LatestValuesCache:
         return sum(len(s) for s in self._subscribers.values())
 
     def start(self) -> None:
+        SELF_METRICS.latest_cache_disconnected.set(1)
         self._task = asyncio.create_task(self._follow(), name="latest-values-cache")
 
     async def close(self) -> None:
@@ -103,6 +105,7 @@ class LatestValuesCache:
                 # Listen first, then warm: nothing committed in between is lost.
                 warmed = await self._reread(conn, None)
                 self.connected = True
+                SELF_METRICS.latest_cache_disconnected.set(0)
                 self.ready.set()
                 delay = 0.2
                 logger.info("latest-values cache warm: %d VPSes", warmed)
@@ -117,6 +120,7 @@ class LatestValuesCache:
                 logger.warning("latest-values listener lost (%r); reconnecting", error)
             finally:
                 self.connected = False
+                SELF_METRICS.latest_cache_disconnected.set(1)
                 if conn is not None and not conn.is_closed():
                     await conn.close()
             await asyncio.sleep(delay)

@@ -90,6 +90,7 @@ ROLLUP_THRESHOLD_LOCK_KEY = 736900001  # also in log_late_rows() (0002_rollups.p
 ROLLUP_REFRESH_LOCK_KEY = 736900002
 MIGRATION_LOCK_KEY = 736900003
 RETENTION_LOCK_KEY = 736900004
+MAINTENANCE_LEADER_LOCK_KEY = 736900005  # held by the one elected maintenance runner
 # Two-key pg_advisory_xact_lock(class, hashtext(...)) namespaces of login throttling.
 LOGIN_ADDRESS_LOCK_CLASS = 736900011
 LOGIN_PAIR_LOCK_CLASS = 736900012
@@ -104,12 +105,14 @@ VPS_REGISTERED = "registered"
 VPS_RENAMED = "renamed"
 VPS_TOKEN_ROTATED = "token_rotated"
 VPS_AGENT_CONFIG_CHANGED = "agent_config_changed"
+VPS_OWNER_CHANGED = "owner_changed"
 VPS_DECOMMISSIONED = "decommissioned"
 VPS_EVENT_TYPES = (
     VPS_REGISTERED,
     VPS_RENAMED,
     VPS_TOKEN_ROTATED,
     VPS_AGENT_CONFIG_CHANGED,
+    VPS_OWNER_CHANGED,
     VPS_DECOMMISSIONED,
 )
 

@@ -91,7 +91,7 @@ async def first_admin(conn: Queryable) -> User | None:
     return None if row is None else user_from(row)
 
 
-async def owner_of_new_vps(conn: Queryable, username: str | None) -> User | None:
+async def resolve_owner(conn: Queryable, username: str | None) -> User | None:
     """The named user, or by default the first admin (None when there is none).
 
     UnknownUserError for a name with no user.
@@ -102,16 +102,6 @@ async def owner_of_new_vps(conn: Queryable, username: str | None) -> User | None
     if owner is None:
         raise UnknownUserError(f"no user named {username}")
     return owner
-
-
-async def count_owned_vps(conn: Queryable, username: str) -> int:
-    """How many VPSes the user owns (they stay, visible to admins, when the user goes)."""
-    owned: int = await conn.fetchval(
-        "SELECT count(*) FROM vps v JOIN users u ON u.id = v.owner_id"
-        " WHERE lower(u.username) = lower($1)",
-        username,
-    )
-    return owned
 
 
 async def list_users(conn: Queryable) -> list[UserSummary]:
@@ -149,8 +139,9 @@ async def set_password(conn: Connection, username: str, password: str) -> int:
 
 
 async def remove_user(conn: Queryable, username: str) -> User:
-    """Delete a user: their sessions and API tokens go with them (ON DELETE CASCADE),
-    their VPSes stay, visible to admins only (ON DELETE SET NULL).
+    """Delete a user: their sessions and API tokens go with them (ON DELETE CASCADE).
+    The database refuses to delete an owner: `vpsmon user remove` first gives their
+    VPSes up by events (command_side.vps_commands.disown_vpses), in one transaction.
 
     UnknownUserError for an unknown user.
     """

@@ -19,6 +19,7 @@ from query_side.timeseries import fetch_timeseries, plan_timeseries
 from vpsmon.constants import SSE_CREDENTIAL_GRACE_S, SSE_CREDENTIAL_RECHECK_S, SSE_KEEPALIVE_S
 from vpsmon.errors import NotFoundError, StorageUnavailableError
 from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.self_metrics import SELF_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ async def stream(request: Request, vps_id: int) -> None:
     await require_vps(request, caller.user, vps_id)
     cache = state(request).cache
     queue = cache.subscribe(vps_id)
+    SELF_METRICS.sse_clients.inc()
     loop = asyncio.get_running_loop()
     try:
         response = await request.respond(
@@ -146,3 +148,4 @@ async def stream(request: Request, vps_id: int) -> None:
         logger.debug("SSE viewer of VPS %d went away", vps_id)
     finally:
         cache.unsubscribe(vps_id, queue)
+        SELF_METRICS.sse_clients.dec()

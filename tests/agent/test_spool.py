@@ -79,7 +79,7 @@ def test_bound_drops_oldest_with_a_logged_count(
         for batch in batches:
             spool.add(batch)
     assert spool.ids() == [b.batch_id for b in batches[2:]]
-    assert spool.dropped_total == 2
+    assert spool.stats.spool_dropped == 2
     assert len(batch_files(tmp_path)) == 3
     assert "dropped the 1 oldest" in caplog.text
     assert "2 dropped in total" in caplog.text
@@ -89,7 +89,7 @@ def test_bound_drops_oldest_with_a_logged_count(
     newest = make_batch()
     smaller.add(newest)
     assert smaller.ids() == [batches[4].batch_id, newest.batch_id]
-    assert smaller.dropped_total == 2
+    assert smaller.stats.spool_dropped == 2
 
 
 def test_leftover_temp_files_are_deleted(tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_corrupt_file_is_set_aside_not_fatal(
         assert reopened.pending() == [good_before, good_after]
     assert "corrupt batch file" in caplog.text
     assert bad.batch_id not in reopened
-    assert reopened.corrupt_total == 1
+    assert reopened.stats.spool_corrupt == 1
     assert path.with_name(path.name + CORRUPT_SUFFIX).exists()
     # The quarantined file is not picked up again.
     assert SnapshotSpool(tmp_path).ids() == [good_before.batch_id, good_after.batch_id]

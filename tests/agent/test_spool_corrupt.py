@@ -22,7 +22,7 @@ def corrupt_all(spool: SnapshotSpool, count: int, size: int = 16) -> None:
 def test_only_the_newest_corrupt_files_are_kept(tmp_path: Path) -> None:
     spool = SnapshotSpool(tmp_path)
     corrupt_all(spool, CORRUPT_MAX_FILES + 5)
-    assert spool.corrupt_total == CORRUPT_MAX_FILES + 5
+    assert spool.stats.spool_corrupt == CORRUPT_MAX_FILES + 5
     assert len(list(tmp_path.glob("*" + CORRUPT_SUFFIX))) == CORRUPT_MAX_FILES
 
 

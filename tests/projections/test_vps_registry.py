@@ -10,7 +10,7 @@ from command_side.vps_commands import (
     rotate_agent_token,
     vps_for_token,
 )
-from projections.vps_registry import rebuild_vps_registry
+from projections.registry_rebuild import rebuild_vps_registry
 from vpsmon.settings import Settings
 from vpsmon.storage.schema import upgrade_schema
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from command_side.vps_commands import register_vps
-from projections.vps_registry import rebuild_vps_registry
+from command_side.vps_commands import disown_vpses, register_vps
+from projections.registry_rebuild import rebuild_vps_registry
 from query_side.accounts import (
     INVALID_CREDENTIALS,
     User,
@@ -24,6 +24,7 @@ from query_side.accounts import (
     hash_password,
     login,
     logout,
+    remove_user,
     revoke_api_token,
     session_user,
     verify_password,
@@ -314,8 +315,12 @@ async def test_visibility_admin_owner_and_other_user(conn: asyncpg.Connection) -
     with pytest.raises(ValueError, match="table name"):
         visible_vps_clause(bob, table="vps; DROP TABLE vps")
 
-    # A deleted owner leaves the VPS to the admins.
-    await conn.execute("DELETE FROM users WHERE id = $1", bob.id)
+    # An owner is removed only after an event gives their VPSes up; then the
+    # VPS is left to the admins.
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await conn.execute("DELETE FROM users WHERE id = $1", bob.id)
+    assert await disown_vpses(conn, bob.id) == [b1]
+    await remove_user(conn, "bob")
     assert await conn.fetchval("SELECT owner_id FROM vps WHERE id = $1", b1) is None
     assert await visible_vps_ids(conn, admin) == [a1, a2, b1, orphan]
 
@@ -328,11 +333,13 @@ async def test_owner_is_in_the_registered_event_and_survives_a_rebuild(
     owned = (await register_vps(conn, "owned", owner_id=alice.id)).vps_id
     orphan = (await register_vps(conn, "orphan")).vps_id
     bobs = (await register_vps(conn, "bobs", owner_id=bob.id)).vps_id
-    await conn.execute("DELETE FROM users WHERE id = $1", bob.id)
+    await disown_vpses(conn, bob.id)
+    await remove_user(conn, "bob")
     # An event written before owners existed has no owner_id at all.
     legacy: int = await conn.fetchval("SELECT nextval('vps_id_seq')")
     await conn.execute(
-        "INSERT INTO vps_events (vps_id, event_type, payload) VALUES ($1, 'registered', $2)",
+        "INSERT INTO vps_events (vps_id, version, event_type, payload)"
+        " VALUES ($1, 1, 'registered', $2)",
         legacy,
         json.dumps({"name": "legacy", "token_sha256": "00" * 32}),
     )

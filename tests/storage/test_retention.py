@@ -34,14 +34,20 @@ async def deletion_granularity(store: Store, relation: str) -> timedelta:
     """TimescaleDB drops whole chunks, so rows up to one chunk older than the cutoff may stay."""
     if store.backend is Backend.POSTGRESQL:
         return timedelta(0)
-    interval: timedelta = await store.conn.fetchval(
-        "SELECT d.time_interval FROM timescaledb_information.dimensions d"
-        " LEFT JOIN timescaledb_information.continuous_aggregates c"
-        "   ON c.materialization_hypertable_name = d.hypertable_name"
-        " WHERE coalesce(c.view_name, d.hypertable_name) = $1",
-        relation,
-    )
-    return interval
+    intervals: list[timedelta] = [
+        row["time_interval"]
+        for row in await store.conn.fetch(
+            "SELECT d.time_interval FROM timescaledb_information.dimensions d"
+            " LEFT JOIN timescaledb_information.continuous_aggregates c"
+            "   ON c.materialization_hypertable_name = d.hypertable_name"
+            " LEFT JOIN vpsmon_rollups.rollup_relations r"
+            "   ON r.relation = c.view_schema || '.' || c.view_name"
+            " WHERE coalesce(r.view, d.hypertable_name) = $1",
+            relation,
+        )
+    ]
+    assert intervals, relation
+    return max(intervals)
 
 
 async def test_retention_removes_old_rows_and_keeps_the_rest_correct(
@@ -111,11 +117,11 @@ async def test_retention_periods_follow_the_settings(
         assert stored == KEEP
         if store.backend is Backend.TIMESCALEDB:
             jobs = await store.conn.fetch(
-                "SELECT coalesce(c.view_name, j.hypertable_name) AS relation,"
+                "SELECT coalesce(r.view, j.hypertable_name) AS relation,"
                 " (j.config->>'drop_after')::interval AS drop_after"
                 " FROM timescaledb_information.jobs j"
-                " LEFT JOIN timescaledb_information.continuous_aggregates c"
-                "   ON c.materialization_hypertable_name = j.hypertable_name"
+                " LEFT JOIN vpsmon_rollups.rollup_relations r"
+                "   ON r.relation = j.hypertable_schema || '.' || j.hypertable_name"
                 " WHERE j.proc_name = 'policy_retention'"
             )
             assert {job["relation"]: job["drop_after"] for job in jobs} == KEEP

