@@ -28,14 +28,12 @@ from agent.spool import SnapshotSpool
 from agent.stats import AgentStats
 from proto.options import CLIENT_CHANNEL_OPTIONS, RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from vpsmon import constants
+from vpsmon.errors import ProtocolError, StreamError
 
 log = logging.getLogger(__name__)
 
 Call: TypeAlias = grpc.aio.StreamStreamCall[agent_pb2.MessageToServer, agent_pb2.MessageToAgent]
-
-
-class StreamError(Exception):
-    """The stream ended or misbehaved; the client reconnects."""
 
 
 class Backoff:
@@ -43,7 +41,10 @@ class Backoff:
     after a server restart instead of having every agent retry in lockstep."""
 
     def __init__(
-        self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+        self,
+        base: float = constants.RECONNECT_BACKOFF_BASE_S,
+        cap: float = constants.RECONNECT_BACKOFF_CAP_S,
+        rng: random.Random | None = None,
     ) -> None:
         self.base = base
         self.cap = cap
@@ -95,10 +96,10 @@ class AgentClient:
         on_config: Callable[[agent_pb2.AgentConfig], object] = lambda _config: None,
         tls: bool = False,
         ca_file: Path | None = None,
-        max_in_flight: int = 16,
-        heartbeat_interval_s: float = 15.0,
-        handshake_timeout_s: float = 30.0,
-        ack_timeout_s: float = 120.0,
+        max_in_flight: int = constants.BATCHES_IN_FLIGHT_PER_STREAM,
+        heartbeat_interval_s: float = constants.AGENT_HEARTBEAT_INTERVAL_S,
+        handshake_timeout_s: float = constants.AGENT_HANDSHAKE_TIMEOUT_S,
+        ack_timeout_s: float = constants.AGENT_ACK_TIMEOUT_S,
         backoff: Backoff | None = None,
         stats: AgentStats | None = None,
     ) -> None:
@@ -215,55 +216,80 @@ class AgentClient:
         """One stream: handshake, then send and receive until something breaks."""
         channel = self._open_channel()
         call: Call | None = None
-        tasks: list[asyncio.Task[None]] = []
-        attempt, acked, sent = self.backoff.attempt, self.stats.batches_acked, -1
+        attempt, acked = self.backoff.attempt, self.stats.batches_acked
+        sent_before: int | None = None  # batches sent before this stream, once it is up
         try:
-            stub = agent_pb2_grpc.AgentCommunicationServiceStub(channel)
-            call = stub.EstablishCommunicationStream()
-            self._next_message_id = 0
-            await self._write(call, agent_handshake=host_handshake(self._token))
-            async with asyncio.timeout(self._handshake_timeout):
-                reply = _expect(await call.read())
-            if reply.WhichOneof("payload") != "handshake_ack":
-                raise StreamError(f"expected handshake_ack, got {reply.WhichOneof('payload')}")
-            self.backoff.reset()
-            sent = self.stats.batches_sent
-            self.stats.connects += 1
-            self.vps_id = reply.handshake_ack.vps_id
-            if reply.handshake_ack.HasField("config"):
-                self._on_config(reply.handshake_ack.config)
-            self._queue = deque(self.spool.ids())
-            self._in_flight.clear()
-            self._active = True
-            log.info(
-                "connected to %s as VPS %d; %d spooled batch(es) to send",
-                self.server,
-                self.vps_id,
-                len(self._queue),
-            )
-            tasks = [
-                asyncio.create_task(self._send_loop(call)),
-                asyncio.create_task(self._receive_loop(call)),
-            ]
+            call = agent_pb2_grpc.AgentCommunicationServiceStub(
+                channel
+            ).EstablishCommunicationStream()
+            ack = await self._handshake(call)
+            sent_before = self.stats.batches_sent
+            self._start_streaming(ack)
+            await self._exchange(call)
+        finally:
+            if sent_before is not None:
+                self._hold_backoff_if_nothing_stored(attempt, acked, sent_before)
+            self._stop_streaming()
+            if call is not None:
+                call.cancel()
+            await channel.close(grace=None)
+
+    async def _handshake(self, call: Call) -> agent_pb2.ServerHandshakeAck:
+        """Introduce this host with its token; the server's answer names the VPS."""
+        self._next_message_id = 0
+        await self._write(call, agent_handshake=host_handshake(self._token))
+        async with asyncio.timeout(self._handshake_timeout):
+            reply = _expect(await call.read())
+        if reply.WhichOneof("payload") != "handshake_ack":
+            raise ProtocolError(f"expected handshake_ack, got {reply.WhichOneof('payload')}")
+        return reply.handshake_ack
+
+    def _start_streaming(self, ack: agent_pb2.ServerHandshakeAck) -> None:
+        """Connected: apply the server's config and queue everything spooled for sending."""
+        self.backoff.reset()
+        self.stats.connects += 1
+        self.vps_id = ack.vps_id
+        if ack.HasField("config"):
+            self._on_config(ack.config)
+        self._queue = deque(self.spool.ids())
+        self._in_flight.clear()
+        self._active = True
+        log.info(
+            "connected to %s as VPS %d; %d spooled batch(es) to send",
+            self.server,
+            self.vps_id,
+            len(self._queue),
+        )
+
+    async def _exchange(self, call: Call) -> None:
+        """Send and receive at once until either side fails; raises what ended the stream."""
+        tasks = [
+            asyncio.create_task(self._send_loop(call)),
+            asyncio.create_task(self._receive_loop(call)),
+        ]
+        try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # re-raises the error that ended the stream
             raise StreamError("stream loop ended")
         finally:
-            if 0 <= sent < self.stats.batches_sent and self.stats.batches_acked == acked:
-                # Handshake fine but nothing stored (e.g. its database is down):
-                # keep backing off instead of hammering the server.
-                self.backoff.attempt = attempt
-            self._active = False
-            self._queue.clear()
-            self._in_flight.clear()
-            self._changed.set()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if call is not None:
-                call.cancel()
-            await channel.close(grace=None)
+
+    def _hold_backoff_if_nothing_stored(self, attempt: int, acked: int, sent_before: int) -> None:
+        """A handshake that worked but stored nothing (e.g. the server's database is down)
+        does not count as a success: the next reconnect keeps backing off instead of
+        hammering the server."""
+        if sent_before < self.stats.batches_sent and self.stats.batches_acked == acked:
+            self.backoff.attempt = attempt
+
+    def _stop_streaming(self) -> None:
+        """Disconnected: nothing is in flight; what is unacked stays spooled for the next stream."""
+        self._active = False
+        self._queue.clear()
+        self._in_flight.clear()
+        self._changed.set()
 
     async def _send_loop(self, call: Call) -> None:
         """Pipeline up to max_in_flight batches; heartbeat when idle."""
@@ -331,7 +357,7 @@ class AgentClient:
 
 
 def _retry_after_s(error: grpc.aio.AioRpcError) -> float:
-    """The wait a RESOURCE_EXHAUSTED status asks for (0 if none, capped at 5 minutes)."""
+    """The wait a RESOURCE_EXHAUSTED status asks for (0 if none, capped)."""
     details = error.details() or ""
     if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or RETRY_AFTER_FIELD not in details:
         return 0.0
@@ -339,7 +365,7 @@ def _retry_after_s(error: grpc.aio.AioRpcError) -> float:
         seconds = float(details.rsplit(RETRY_AFTER_FIELD, 1)[1].split()[0])
     except (ValueError, IndexError):
         return 0.0
-    return min(seconds, 300.0) if seconds > 0 else 0.0  # NaN compares false
+    return min(seconds, constants.RETRY_AFTER_MAX_S) if seconds > 0 else 0.0  # NaN: false
 
 
 def _expect(message: object) -> agent_pb2.MessageToAgent:

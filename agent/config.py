@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from vpsmon import constants
+from vpsmon.errors import ConfigError
 
 ENV_PREFIX = "VPSMON_AGENT_"
 DEFAULT_CONFIG_PATH = Path("/etc/vpsmon/agent.toml")
-DEFAULT_SERVER = "127.0.0.1:50051"
+DEFAULT_SERVER = constants.DEFAULT_GRPC_ADDRESS
 
 # key -> kind; the kind selects the TOML type check and the env-string parser.
 _SCHEMA: dict[str, str] = {
@@ -56,10 +57,6 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class ConfigError(Exception):
-    """The agent configuration is unusable; the message says what to fix."""
-
-
 def default_spool_dir(environ: Mapping[str, str] | None = None) -> Path:
     """systemd's StateDirectory, else the FHS path for root, else XDG data."""
     env = os.environ if environ is None else environ
@@ -90,9 +87,9 @@ class AgentSettings:
     exclude_interfaces: tuple[str, ...] = ()
     procfs_path: Path = Path("/proc")
     sysfs_path: Path = Path("/sys")
-    metrics_collect_interval_seconds: int = 1
-    metrics_upload_interval_seconds: int = 1
-    metrics_upload_batch_max_size: int = 60
+    metrics_collect_interval_seconds: int = constants.DEFAULT_COLLECT_INTERVAL_S
+    metrics_upload_interval_seconds: int = constants.DEFAULT_UPLOAD_INTERVAL_S
+    metrics_upload_batch_max_size: int = constants.DEFAULT_BATCH_SIZE
 
 
 def _check_toml(key: str, kind: str, value: Any, base: Path) -> Any:

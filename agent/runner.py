@@ -21,10 +21,11 @@ from typing import Protocol
 
 from agent.batcher import Batcher
 from agent.client import AgentClient
-from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, ConfigError, load_settings
+from agent.config import DEFAULT_CONFIG_PATH, AgentSettings, load_settings
 from agent.spool import SnapshotSpool
 from agent.stats import AgentStats
 from proto.vpsmon.v1 import agent_pb2
+from vpsmon.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

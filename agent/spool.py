@@ -26,6 +26,7 @@ from pathlib import Path
 
 from agent.stats import AgentStats
 from proto.vpsmon.v1 import agent_pb2
+from vpsmon.errors import SpoolCorruptError
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,6 @@ _HEADER = struct.Struct(">5sII")  # magic+version, payload length, crc32
 CORRUPT_MAX_FILES = 20
 CORRUPT_MAX_BYTES = 64 << 20
 CORRUPT_MAX_AGE_S = 7 * 86_400
-
-
-class SpoolCorruptError(Exception):
-    """A spool file that cannot be trusted (truncated, bit rot, foreign)."""
 
 
 def encode(batch: agent_pb2.PerformanceSnapshotBatch) -> bytes:

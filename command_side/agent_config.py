@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.agent_overrides import effective_agent_config
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon.settings import Settings
 from vpsmon.storage.types import Queryable
@@ -15,13 +16,14 @@ async def agent_config_for(
         " FROM vps_agent_config WHERE vps_id = $1",
         vps_id,
     )
-    override = dict(row) if row is not None else {}
-    batch_max = override.get("upload_batch_max_size") or settings.agent_upload_batch_max
+    config = effective_agent_config(
+        settings,
+        collect_interval_s=None if row is None else row["collect_interval_seconds"],
+        upload_interval_s=None if row is None else row["upload_interval_seconds"],
+        upload_batch_max=None if row is None else row["upload_batch_max_size"],
+    )
     return agent_pb2.AgentConfig(
-        metrics_collect_interval_seconds=override.get("collect_interval_seconds")
-        or settings.agent_collect_interval,
-        # Never ask for batches the server would reject whole.
-        metrics_upload_batch_max_size=min(batch_max, settings.max_batch_snapshots),
-        metrics_upload_interval_seconds=override.get("upload_interval_seconds")
-        or settings.agent_upload_interval,
+        metrics_collect_interval_seconds=config.collect_interval_s,
+        metrics_upload_batch_max_size=config.upload_batch_max,
+        metrics_upload_interval_seconds=config.upload_interval_s,
     )

@@ -6,14 +6,19 @@ import asyncio
 import logging
 
 import asyncpg
-import grpc
 
 from command_side.agent_config import agent_config_for
 from command_side.service import AgentCommunicationService, end_replaced_streams
-from command_side.stream_claims import STREAMS_CHANNEL
-from command_side.vps_commands import VPS_EVENTS_CHANNEL, vps_for_token
-from projections.vps_registry import AGENT_CONFIG_CHANGED, DECOMMISSIONED, TOKEN_ROTATED
+from command_side.vps_commands import vps_for_token
 from proto.vpsmon.v1 import agent_pb2
+from vpsmon.constants import (
+    AGENT_STREAMS_CHANNEL,
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_EVENTS_CHANNEL,
+    VPS_TOKEN_ROTATED,
+)
+from vpsmon.errors import AgentTokenRejectedError
 from vpsmon.settings import Settings
 from vpsmon.storage.notifications import PendingIds
 
@@ -24,7 +29,7 @@ async def _revalidate(service: AgentCommunicationService, pool: asyncpg.Pool, vp
     for stream in service.streams.for_vps(vps_id):
         if await vps_for_token(pool, stream.token) != vps_id:
             logger.info("closing the stream of VPS %d: its token was revoked", vps_id)
-            stream.fail(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
+            stream.end(AgentTokenRejectedError("agent token revoked"))
 
 
 async def _push_config(
@@ -40,9 +45,9 @@ async def _push_config(
 
 # What a command side does for each kind of VPS event; other kinds need nothing.
 _ACTIONS = {
-    TOKEN_ROTATED: "revoke",
-    DECOMMISSIONED: "revoke",
-    AGENT_CONFIG_CHANGED: "config",
+    VPS_TOKEN_ROTATED: "revoke",
+    VPS_DECOMMISSIONED: "revoke",
+    VPS_AGENT_CONFIG_CHANGED: "config",
 }
 
 
@@ -81,7 +86,7 @@ async def follow_vps_events(
 ) -> None:
     """LISTEN on a dedicated connection; after a reconnect, re-check every stream."""
     hints = PendingIds(VPS_EVENTS_CHANNEL)
-    claims = PendingIds(STREAMS_CHANNEL, ready=hints.ready)
+    claims = PendingIds(AGENT_STREAMS_CHANNEL, ready=hints.ready)
     delay = 0.5
     while not stop.is_set():
         try:
@@ -96,7 +101,7 @@ async def follow_vps_events(
             hints.take()
             claims.take()
             await conn.add_listener(VPS_EVENTS_CHANNEL, hints.on_notification)
-            await conn.add_listener(STREAMS_CHANNEL, claims.on_notification)
+            await conn.add_listener(AGENT_STREAMS_CHANNEL, claims.on_notification)
             # Events and claims may have been missed while disconnected.
             connected = sorted({stream.vps_id for stream in service.streams})
             for vps_id in connected:

@@ -32,26 +32,18 @@ from asyncpg.pool import PoolConnectionProxy
 
 from command_side.repeats import insert_new_rows, is_repeated_sample, take_stored
 from projections.latest_values import update_latest
+from vpsmon.errors import (
+    DuplicateKeyError,
+    MissingReferenceError,
+    StorageError,
+    StorageUnavailableError,
+    UnknownVpsError,
+)
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
 from vpsmon.self_metrics import SELF_METRICS
+from vpsmon.storage.errors import translated_errors
 
 logger = logging.getLogger(__name__)
-
-# Errors that mean "the database is not there right now", as opposed to a
-# problem with one batch.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-)
-
-
-class StorageUnavailableError(RuntimeError):
-    """The batch was not committed; the agent must re-send it."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +95,11 @@ class IngestWriter:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def append(self, batch: PendingBatch) -> AppendResult:
-        """Wait for room in the queue, then for the batch's commit."""
+        """Wait for room in the queue, then for the batch's commit.
+
+        StorageUnavailableError: not committed, the agent must re-send it;
+        UnknownVpsError: the VPS was removed; another StorageError: this batch failed.
+        """
         with SELF_METRICS.pending_batches.track_inprogress():
             await self._queue.put(batch)
             return await batch.done
@@ -135,17 +131,17 @@ class IngestWriter:
     async def _commit_group(self, group: list[PendingBatch]) -> None:
         try:
             results = await self._commit(group)
-        except CONNECTION_ERRORS as error:
+        except StorageUnavailableError as error:
             logger.warning("database unavailable, %d batches not committed: %r", len(group), error)
             for batch in group:
-                _fail(batch, StorageUnavailableError(str(error)))
+                _fail(batch, error)
             return
-        except asyncpg.PostgresError as error:
+        except StorageError as error:
             if len(group) == 1:
                 logger.error(
                     "batch %s of VPS %s failed: %r", group[0].batch_id, group[0].vps_id, error
                 )
-                _fail(group[0], error)
+                _fail(group[0], _batch_error(error))
                 return
             # One bad batch (e.g. its VPS was just removed) must not sink the others.
             for batch in group:
@@ -168,20 +164,20 @@ class IngestWriter:
             first.setdefault((batch.vps_id, batch.batch_id), batch)
         keys = sorted(first)  # a fixed lock order across concurrent writers
         conn: PoolConnectionProxy[asyncpg.Record] | None = None
-        try:
-            # Connecting and COPY on a connection the server dropped can both
-            # wait far too long; the outcome is then unknown, so the agents
-            # re-send and the batch ids sort it out.
-            async with asyncio.timeout(self._commit_timeout):
-                conn = await self._pool.acquire()
-                results, rows = await self._commit_on(conn, group, first, keys)
-        except TimeoutError:
-            if conn is not None:
-                conn.terminate()
-            raise
-        finally:
-            if conn is not None:
-                await self._pool.release(conn)
+        with translated_errors():  # a timeout too: the outcome is unknown
+            try:
+                # Connecting and COPY on a connection the server dropped can both
+                # wait far too long; the agents re-send and the batch ids sort it out.
+                async with asyncio.timeout(self._commit_timeout):
+                    conn = await self._pool.acquire()
+                    results, rows = await self._commit_on(conn, group, first, keys)
+            except TimeoutError:
+                if conn is not None:
+                    conn.terminate()
+                raise
+            finally:
+                if conn is not None:
+                    await self._pool.release(conn)
         self.committed_rows += rows
         SELF_METRICS.group_committed(rows, results)
         return results
@@ -194,8 +190,9 @@ class IngestWriter:
         keys: list[tuple[int, uuid.UUID]],
     ) -> tuple[list[AppendResult], int]:
         try:
-            return await self._copy_group(conn, group, first, keys)
-        except asyncpg.UniqueViolationError as error:
+            with translated_errors():
+                return await self._copy_group(conn, group, first, keys)
+        except DuplicateKeyError as error:
             if not is_repeated_sample(error):
                 raise
         # The group's transaction is rolled back: nothing of it is stored yet.
@@ -300,6 +297,15 @@ def _take(fresh: set[tuple[int, uuid.UUID]], batch: PendingBatch) -> bool:
 def _report_exit(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.critical("the ingest writer stopped", exc_info=task.exception())
+
+
+def _batch_error(error: StorageError) -> StorageError | UnknownVpsError:
+    """What one batch's failure means: its VPS is gone (a foreign key), or it failed."""
+    if not isinstance(error, MissingReferenceError):
+        return error
+    removed = UnknownVpsError("this VPS has been removed")
+    removed.__cause__ = error
+    return removed
 
 
 def _fail(batch: PendingBatch, error: BaseException) -> None:

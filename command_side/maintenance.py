@@ -29,12 +29,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from vpsmon.constants import MAINTENANCE_LEADER_LOCK_KEY
+from vpsmon.errors import StorageError, StorageUnavailableError
+from vpsmon.storage.errors import translated_errors
+
 logger = logging.getLogger(__name__)
 
-# Advisory-lock key of the maintenance leader; the other 7369000xx keys are in
-# projections/postgres_rollups.py, vpsmon/storage/migrations.py and
-# query_side/accounts/throttling.py.
-MAINTENANCE_LEADER_LOCK_KEY = 736900005
 # How long a runner waits before it reconnects after losing its connection.
 RECONNECT_DELAY_S = 1.0
 
@@ -92,8 +92,9 @@ class MaintenanceRunner:
         """Lead or wait to lead until ``stop``; never ends on a database failure."""
         while not stop.is_set():
             try:
-                await self._serve_one_session(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                with translated_errors():
+                    await self._serve_one_session(stop)
+            except StorageError as error:
                 logger.warning(
                     "maintenance runner %s lost its database session (%s); reconnecting",
                     self.runner_id,
@@ -121,7 +122,7 @@ class MaintenanceRunner:
             # Ending the session releases the lock. A leader says goodbye; a
             # runner still waiting for the lock, or a dead session, just goes.
             if self.leading.is_set() and not conn.is_closed():
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                with contextlib.suppress(StorageError), translated_errors():
                     await asyncio.wait_for(conn.close(), 5)
             conn.terminate()
             self.leading.clear()
@@ -135,7 +136,7 @@ class MaintenanceRunner:
             wait = due[job.name] - time.monotonic()
             if wait > 0 and not await _until(asyncio.sleep(wait), stop, lost):
                 if lost.is_set():
-                    raise asyncpg.InterfaceError("the leader's connection closed")
+                    raise StorageUnavailableError("the leader's connection closed")
                 return
             if stop.is_set():
                 return
@@ -178,9 +179,7 @@ async def _until(work: Awaitable[object], *events: asyncio.Event) -> bool:
             waiter.cancel()
         if not task.done():
             task.cancel()
-            with contextlib.suppress(
-                asyncio.CancelledError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError
-            ):
+            with contextlib.suppress(asyncio.CancelledError, StorageError), translated_errors():
                 await task
     if finished:
         task.result()  # the work's own error, if it failed

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-import asyncpg
-
+from vpsmon.errors import DuplicateKeyError
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
 from vpsmon.storage.types import Connection
 
@@ -33,11 +32,10 @@ RETURNING vps_id, time
 """
 
 
-def is_repeated_sample(error: asyncpg.UniqueViolationError) -> bool:
+def is_repeated_sample(error: DuplicateKeyError) -> bool:
     """Whether the violated index is the one-sample-per-timestamp index (on
     TimescaleDB each chunk's copy of it carries the chunk's name in front)."""
-    name = getattr(error, "constraint_name", None) or ""
-    return name.endswith(UNIQUE_SAMPLE_INDEX)
+    return (error.constraint or "").endswith(UNIQUE_SAMPLE_INDEX)
 
 
 async def insert_new_rows(

@@ -26,13 +26,13 @@ from command_side.service import AgentCommunicationService
 from command_side.signals import run_until_signalled
 from proto.options import SERVER_OPTIONS
 from proto.vpsmon.v1 import agent_pb2_grpc
+from vpsmon.constants import COMMAND_SIDE_DRAIN_S, DATABASE_CONNECT_TIMEOUT_S
+from vpsmon.errors import ConfigError
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
 from vpsmon.storage.schema import upgrade_schema
 
 logger = logging.getLogger(__name__)
-
-DRAIN_SECONDS = 10.0
 
 
 def _bind(server: grpc.aio.Server, settings: Settings) -> int:
@@ -47,7 +47,9 @@ def _bind(server: grpc.aio.Server, settings: Settings) -> int:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     async with open_database(settings) as dsn:
         # A short connect timeout: a database that restarts must not stall ingest.
-        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8, timeout=5)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=2, max_size=8, timeout=DATABASE_CONNECT_TIMEOUT_S
+        )
         try:
             await _serve(dsn, pool, settings, stop)
         finally:
@@ -73,7 +75,7 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
     agent_pb2_grpc.add_AgentCommunicationServiceServicer_to_server(service, server)
     port = _bind(server, settings)
     if port == 0:
-        raise RuntimeError(f"cannot listen on {settings.grpc_listen}")
+        raise ConfigError(f"VPSMON_GRPC_LISTEN: cannot listen on {settings.grpc_listen}")
     await server.start()
     background = [
         asyncio.create_task(follow_vps_events(dsn, pool, service, settings, stop)),
@@ -89,7 +91,7 @@ async def _serve(dsn: str, pool: asyncpg.Pool, settings: Settings, stop: asyncio
 
     logger.info("shutting down: finishing %d streams", len(service.streams))
     service.shutting_down.set()
-    await server.stop(grace=DRAIN_SECONDS)
+    await server.stop(grace=COMMAND_SIDE_DRAIN_S)
     await writer.close()
     for task in background:
         task.cancel()

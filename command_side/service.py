@@ -13,32 +13,41 @@ import grpc
 
 from command_side.agent_config import agent_config_for
 from command_side.budget import IngestBudget
-from command_side.ingest import (
-    CONNECTION_ERRORS,
-    IngestWriter,
-    PendingBatch,
-    StorageUnavailableError,
-)
+from command_side.grpc_status import grpc_status
+from command_side.ingest import IngestWriter, PendingBatch
 from command_side.stream_claims import claim_stream, live_streams, release_stream
-from command_side.streams import AgentStream, StreamRegistry
-from command_side.validation import InvalidBatchError, validate_batch
+from command_side.streams import ConnectedAgent, StreamRegistry
+from command_side.validation import validate_batch
 from command_side.vps_commands import vps_for_token
-from proto.options import RETRY_AFTER_FIELD
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
+from vpsmon.constants import BATCHES_IN_FLIGHT_PER_STREAM
+from vpsmon.errors import (
+    AgentTokenRejectedError,
+    HandshakeTimeoutError,
+    InvalidBatchError,
+    OverloadedError,
+    ProtocolError,
+    ServiceStoppingError,
+    StorageError,
+    StorageUnavailableError,
+    StreamError,
+    StreamReplacedError,
+    UnknownVpsError,
+    VpsmonError,
+)
 from vpsmon.self_metrics import REFUSED_HANDSHAKE_BACKLOG, REFUSED_OVER_BUDGET, SELF_METRICS
 from vpsmon.settings import Settings
+from vpsmon.storage.errors import translated_errors
 from vpsmon.storage.types import Queryable
 
 logger = logging.getLogger(__name__)
 
-# Batches of one stream being validated and committed at once; beyond this
-# the handler stops reading, and gRPC flow control holds the agent back.
-MAX_IN_FLIGHT_PER_STREAM = 16
-# The status an older stream of a VPS ends with when a newer handshake claims it.
+Context = grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent]
+
+# Why an older stream of a VPS ends when a newer handshake claims it.
 REPLACED = (
-    grpc.StatusCode.ABORTED,
     "a newer stream of this VPS took over (the agent reconnected, or another agent "
-    "uses the same token)",
+    "uses the same token)"
 )
 
 
@@ -75,28 +84,36 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
     # The read/write API (context.read/write) lets the server push messages
     # (config, acks) independently of what it reads, so this is no generator.
     async def EstablishCommunicationStream(  # type: ignore[override]
-        self,
-        request_iterator: object,
-        context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
+        self, request_iterator: object, context: Context
     ) -> None:
+        """Handshake, then serve the stream; whatever ends it, ends it with the status
+        command_side/grpc_status.py gives that error."""
+        try:
+            stream = await self._authenticate(context)
+            if stream is not None:
+                await self._serve(stream, context)
+        except VpsmonError as error:
+            await context.abort(*grpc_status(error))
+
+    async def _authenticate(self, context: Context) -> ConnectedAgent | None:
+        """The handshake, with a bound on the streams that wait for one."""
         if self._unauthenticated >= self._settings.grpc_max_unauthenticated_streams:
             SELF_METRICS.resource_exhausted.labels(REFUSED_HANDSHAKE_BACKLOG).inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, "too many streams waiting for a handshake"
-            )
+            raise OverloadedError("too many streams waiting for a handshake")
         self._unauthenticated += 1
         try:
-            stream = await self._handshake(context)
+            return await self._handshake(context)
         finally:
             self._unauthenticated -= 1
-        if stream is None:
-            return
+
+    async def _serve(self, stream: ConnectedAgent, context: Context) -> None:
+        """Read and write until the stream ends; raises the reason it ended with."""
         for older in self.streams.for_vps(stream.vps_id):
-            older.fail(*REPLACED)
+            older.end(StreamReplacedError(REPLACED))
         self.streams.add(stream)
         SELF_METRICS.agent_streams.inc()
         # A claim by another command side may have been announced before we added it.
-        with contextlib.suppress(*CONNECTION_ERRORS):
+        with contextlib.suppress(StorageUnavailableError), translated_errors():
             await end_replaced_streams(self, self._pool, [stream.vps_id])
         writer = asyncio.create_task(self._write_loop(stream, context))
         try:
@@ -106,37 +123,31 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             SELF_METRICS.agent_streams.dec()
             stream.outbox.put_nowait(None)
             await writer
-            with contextlib.suppress(*CONNECTION_ERRORS):
+            with contextlib.suppress(StorageUnavailableError), translated_errors():
                 await release_stream(self._pool, stream.vps_id, stream.stream_id)
         if stream.failure is not None:
-            await context.abort(*stream.failure)
+            raise stream.failure
 
-    async def _handshake(
-        self,
-        context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
-    ) -> AgentStream | None:
+    async def _handshake(self, context: Context) -> ConnectedAgent | None:
         deadline = self._settings.grpc_handshake_timeout.total_seconds()
         try:
             async with asyncio.timeout(deadline):
                 first = await context.read()
         except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"no AgentHandshake within {deadline:g} s"
-            )
+            raise HandshakeTimeoutError(f"no AgentHandshake within {deadline:g} s") from None
         if not isinstance(first, agent_pb2.MessageToServer):  # EOF
             return None
         if first.WhichOneof("payload") != "agent_handshake":
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "the first message on a stream must be an AgentHandshake",
-            )
+            raise ProtocolError("the first message on a stream must be an AgentHandshake")
         handshake = first.agent_handshake
         try:
-            async with asyncio.timeout(deadline):
-                vps_id = await vps_for_token(self._pool, handshake.agent_token)
-                if vps_id is not None:
+            with translated_errors():  # the timeout too: the database does not answer
+                async with asyncio.timeout(deadline):
+                    vps_id = await vps_for_token(self._pool, handshake.agent_token)
+                    if vps_id is None:
+                        raise AgentTokenRejectedError("unknown or revoked agent token")
                     config = await agent_config_for(self._pool, vps_id, self._settings)
-                    stream = AgentStream(vps_id, handshake.agent_token)
+                    stream = ConnectedAgent(vps_id, handshake.agent_token)
                     async with self._pool.acquire() as conn:
                         await claim_stream(
                             conn,
@@ -145,13 +156,10 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                             handshake.hostname,
                             handshake.agent_version,
                         )
-        except CONNECTION_ERRORS:  # asyncio.TimeoutError included
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry later")
-        if vps_id is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked agent token")
-        assert vps_id is not None
+        except StorageUnavailableError:
+            raise StorageUnavailableError("database unavailable; retry later") from None
         if self.shutting_down.is_set():
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+            raise ServiceStoppingError("the server is shutting down")
         logger.info(
             "agent for VPS %d connected: %s %s (agent %s) from %s",
             vps_id,
@@ -168,13 +176,10 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         )
         return stream
 
-    async def _read_loop(
-        self,
-        stream: AgentStream,
-        context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
-    ) -> None:
+    async def _read_loop(self, stream: ConnectedAgent, context: Context) -> None:
         in_flight: dict[asyncio.Task[None], int] = {}  # each batch's size in bytes
-        slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_STREAM)
+        # Beyond this the handler stops reading; gRPC flow control holds the agent back.
+        slots = asyncio.Semaphore(BATCHES_IN_FLIGHT_PER_STREAM)
         stop_waiters = [
             asyncio.create_task(self.shutting_down.wait()),
             asyncio.create_task(stream.ended.wait()),
@@ -209,7 +214,7 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
                     now = agent_pb2.Heartbeat(timestamp_unix_ms=time.time_ns() // 1_000_000)
                     stream.push(agent_pb2.MessageToAgent(heartbeat=now))
                 elif kind == "agent_handshake":
-                    stream.fail(grpc.StatusCode.FAILED_PRECONDITION, "handshake already done")
+                    stream.end(ProtocolError("handshake already done"))
                 else:
                     logger.debug(
                         "ignoring a message without a known payload from VPS %d", stream.vps_id
@@ -220,11 +225,11 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             # Whatever was read is committed and acked before the stream ends.
             await asyncio.gather(*in_flight, return_exceptions=True)
         if self.shutting_down.is_set() and stream.failure is None:
-            stream.fail(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+            stream.end(ServiceStoppingError("the server is shutting down"))
 
     async def _admit(
         self,
-        stream: AgentStream,
+        stream: ConnectedAgent,
         batch: agent_pb2.PerformanceSnapshotBatch,
         size: int,
         in_flight: dict[asyncio.Task[None], int],
@@ -237,17 +242,20 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         if admission.refused:
             SELF_METRICS.resource_exhausted.labels(REFUSED_OVER_BUDGET).inc()
             rate = self.budgets[stream.vps_id].rate_per_s
-            stream.fail(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"VPS {stream.vps_id} is over its ingest budget of {rate:g} snapshots/s;"
-                f" {RETRY_AFTER_FIELD}{admission.retry_after_s:.1f}",
+            stream.end(
+                OverloadedError(
+                    f"VPS {stream.vps_id} is over its ingest budget of {rate:g} snapshots/s",
+                    admission.retry_after_s,
+                )
             )
             return False
         if admission.pace_s > 0:
             await asyncio.sleep(admission.pace_s)
         return True
 
-    async def _ingest(self, stream: AgentStream, batch: agent_pb2.PerformanceSnapshotBatch) -> None:
+    async def _ingest(
+        self, stream: ConnectedAgent, batch: agent_pb2.PerformanceSnapshotBatch
+    ) -> None:
         now_ms = time.time_ns() // 1_000_000
         ack = agent_pb2.BatchAck(batch_id=batch.batch_id)
         try:
@@ -269,16 +277,14 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
         try:
             result = await self._writer.append(pending)
         except StorageUnavailableError:
-            stream.fail(
-                grpc.StatusCode.UNAVAILABLE, "database unavailable; re-send unacked batches"
-            )
+            stream.end(StorageUnavailableError("database unavailable; re-send unacked batches"))
             return
-        except asyncpg.ForeignKeyViolationError:
-            stream.fail(grpc.StatusCode.UNAUTHENTICATED, "this VPS has been removed")
+        except UnknownVpsError as error:  # removed while it was streaming
+            stream.end(error)
             return
         except Exception:
             logger.exception("batch %s of VPS %d failed", batch.batch_id, stream.vps_id)
-            stream.fail(grpc.StatusCode.INTERNAL, "the batch could not be stored; re-send it")
+            stream.end(StorageError("the batch could not be stored; re-send it"))
             return
         if result.duplicate:
             ack.duplicate = True
@@ -287,18 +293,14 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             ack.rejected, ack.error = validated.ack_fields(refused=result.refused)
         stream.push(agent_pb2.MessageToAgent(batch_ack=ack))
 
-    async def _write_loop(
-        self,
-        stream: AgentStream,
-        context: grpc.aio.ServicerContext[agent_pb2.MessageToServer, agent_pb2.MessageToAgent],
-    ) -> None:
+    async def _write_loop(self, stream: ConnectedAgent, context: Context) -> None:
         while (message := await stream.outbox.get()) is not None:
             try:
                 await context.write(message)
                 SELF_METRICS.agent_messages_sent.labels(message.WhichOneof("payload")).inc()
             except Exception as error:  # the peer went away; the read loop notices too
                 logger.debug("write to VPS %d failed: %r", stream.vps_id, error)
-                stream.fail(grpc.StatusCode.UNAVAILABLE, "stream write failed")
+                stream.end(StreamError("stream write failed"))
                 return
 
 
@@ -311,4 +313,4 @@ async def end_replaced_streams(
         for stream in service.streams.for_vps(vps_id):
             claimed = claims.get(vps_id)
             if claimed is not None and claimed != stream.stream_id:
-                stream.fail(*REPLACED)
+                stream.end(StreamReplacedError(REPLACED))

@@ -1,7 +1,7 @@
 """One live stream per VPS, across every command side.
 
 A handshake claims the VPS in `agent_streams` (the newest claim wins) and
-sends a hint on STREAMS_CHANNEL; every command side then re-reads the claims
+sends a hint on AGENT_STREAMS_CHANNEL; every command side then re-reads the claims
 of the VPSes it holds streams for and ends the streams that lost theirs. So
 an agent that restarted, or reconnected to another command side, replaces its
 half-open old stream instead of running beside it.
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import uuid
 
+from vpsmon.constants import AGENT_STREAMS_CHANNEL
 from vpsmon.storage.notifications import encode_ids
 from vpsmon.storage.types import Connection, Queryable
-
-# The payload names VPS ids whose claim changed (a hint; the table is the truth).
-STREAMS_CHANNEL = "vpsmon_agent_streams"
 
 
 async def claim_stream(
@@ -34,7 +32,7 @@ async def claim_stream(
             agent_version[:64],
         )
         for payload in encode_ids([vps_id]):
-            await conn.execute("SELECT pg_notify($1, $2)", STREAMS_CHANNEL, payload)
+            await conn.execute("SELECT pg_notify($1, $2)", AGENT_STREAMS_CHANNEL, payload)
 
 
 async def release_stream(conn: Queryable, vps_id: int, stream_id: uuid.UUID) -> None:

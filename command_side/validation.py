@@ -17,16 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from proto.vpsmon.v1 import agent_pb2
+from vpsmon.constants import FUTURE_TOLERANCE_S, PG_BIGINT_MAX
+from vpsmon.errors import InvalidBatchError
 from vpsmon.metrics import MetricRow
 
-BIGINT_MAX = 2**63 - 1
-FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+FUTURE_TOLERANCE_MS = FUTURE_TOLERANCE_S * 1000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class InvalidBatchError(ValueError):
-    """The whole batch is unusable (bad id, too many snapshots)."""
 
 
 REPEATED_IN_BATCH = "timestamp repeated within the batch"
@@ -73,14 +70,19 @@ def _row_or_problem(
         )
     timestamp = snapshot.timestamp_unix_ms
     if timestamp > now_ms + FUTURE_TOLERANCE_MS:
-        return "timestamp more than 5 minutes in the future"
+        return f"timestamp more than {FUTURE_TOLERANCE_S // 60} minutes in the future"
     if timestamp < oldest_ms:
         return "timestamp older than raw retention"
     used = snapshot.memory_usage_bytes
     total = snapshot.memory_total_bytes
     read = snapshot.disk_total_io_read_bytes_per_sec
     write = snapshot.disk_total_io_write_bytes_per_sec
-    if used > BIGINT_MAX or total > BIGINT_MAX or read > BIGINT_MAX or write > BIGINT_MAX:
+    if (
+        used > PG_BIGINT_MAX
+        or total > PG_BIGINT_MAX
+        or read > PG_BIGINT_MAX
+        or write > PG_BIGINT_MAX
+    ):
         return "value out of range"
     if total == 0:
         return "memory_total_bytes is 0"
@@ -90,7 +92,7 @@ def _row_or_problem(
     for interface in snapshot.network_interfaces:
         rx += interface.rx_bytes_per_sec
         tx += interface.tx_bytes_per_sec
-    if rx > BIGINT_MAX or tx > BIGINT_MAX:
+    if rx > PG_BIGINT_MAX or tx > PG_BIGINT_MAX:
         return "network rate out of range"
     return (
         _EPOCH + timedelta(milliseconds=timestamp),

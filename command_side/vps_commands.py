@@ -9,36 +9,35 @@ number of times (never forever: a conflict is reported, retryable).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from command_side.vps_stream import NewVpsEvent, VpsState, load_vps
-from projections.vps_registry import (
-    AGENT_CONFIG_CHANGED,
-    DECOMMISSIONED,
-    OWNER_CHANGED,
-    REGISTERED,
-    RENAMED,
-    TOKEN_ROTATED,
-    catch_up,
-)
+from projections.vps_registry import catch_up
 from vpsmon import constants
-from vpsmon.errors import ConcurrencyError
+from vpsmon.constants import (
+    AGENT_TOKEN_PREFIX,
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_EVENTS_CHANNEL,
+    VPS_NAME_MAX_CHARS,
+    VPS_OWNER_CHANGED,
+    VPS_REGISTERED,
+    VPS_RENAMED,
+    VPS_TOKEN_ROTATED,
+)
+from vpsmon.errors import ConcurrencyError, InvalidInputError, UnknownVpsError
 from vpsmon.storage.event_log import StoredVpsEvent, append_vps_event
 from vpsmon.storage.types import Connection, Queryable
+from vpsmon.tokens import new_token, token_sha256
 
 logger = logging.getLogger(__name__)
 
-AGENT_TOKEN_PREFIX = "vpsm_"
-VPS_NAME_MAX = 200
-# Command sides listen here to close streams of revoked tokens and to push
-# new agent configuration; PostgreSQL delivers it when the event commits.
-# The payload is the event_id, a hint: listeners read the event itself.
-VPS_EVENTS_CHANNEL = "vpsmon_vps_events"
+# Command sides listen on VPS_EVENTS_CHANNEL to close streams of revoked tokens
+# and to push new agent configuration; PostgreSQL delivers it when the event
+# commits. The payload is the event_id, a hint: listeners read the event itself.
 COLLECT_BOUNDS = (constants.COLLECT_INTERVAL_MIN_S, constants.COLLECT_INTERVAL_MAX_S)
 UPLOAD_BOUNDS = (constants.UPLOAD_INTERVAL_MIN_S, constants.UPLOAD_INTERVAL_MAX_S)
 BATCH_BOUNDS = (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX)
@@ -47,10 +46,6 @@ COMMAND_ATTEMPTS = 3
 
 # What a command appends, given the VPS as its events leave it (None: nothing).
 Decide = Callable[[VpsState], Awaitable[NewVpsEvent | None]]
-
-
-class UnknownVpsError(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -62,19 +57,20 @@ class IssuedToken:
 
 
 def hash_agent_token(token: str) -> bytes:
-    """Tokens carry 256 random bits, so a plain SHA-256 cannot be brute-forced."""
-    return hashlib.sha256(token.encode()).digest()
+    return token_sha256(token)
 
 
 def new_agent_token() -> str:
-    return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return new_token(AGENT_TOKEN_PREFIX)
 
 
 def valid_vps_name(name: str) -> str:
-    """The name without surrounding blanks; ValueError when empty, too long or with NUL."""
+    """The name without surrounding blanks; InvalidInputError when empty, too long or with NUL."""
     name = name.strip()
-    if not 1 <= len(name) <= VPS_NAME_MAX or "\x00" in name:
-        raise ValueError(f"a VPS name must be 1 to {VPS_NAME_MAX} characters, without NUL")
+    if not 1 <= len(name) <= VPS_NAME_MAX_CHARS or "\x00" in name:
+        raise InvalidInputError(
+            f"a VPS name must be 1 to {VPS_NAME_MAX_CHARS} characters, without NUL"
+        )
     return name
 
 
@@ -120,7 +116,7 @@ async def _lock_owner(conn: Connection, owner_id: int) -> None:
     if not await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE)", owner_id
     ):
-        raise ValueError(f"no user with id {owner_id}")
+        raise InvalidInputError(f"no user with id {owner_id}")
 
 
 def _require_live(state: VpsState) -> None:
@@ -141,7 +137,7 @@ async def register_vps(conn: Connection, name: str, owner_id: int | None = None)
             "token_sha256": hash_agent_token(token).hex(),
             "owner_id": owner_id,
         }
-        await append_next(conn, VpsState(vps_id), NewVpsEvent(REGISTERED, payload))
+        await append_next(conn, VpsState(vps_id), NewVpsEvent(VPS_REGISTERED, payload))
     return IssuedToken(vps_id, token)
 
 
@@ -151,7 +147,7 @@ def rotation(token: str | None) -> Decide:
 
     async def decide(state: VpsState) -> NewVpsEvent:
         _require_live(state)
-        return NewVpsEvent(TOKEN_ROTATED, {"token_sha256": digest})
+        return NewVpsEvent(VPS_TOKEN_ROTATED, {"token_sha256": digest})
 
     return decide
 
@@ -181,7 +177,7 @@ async def rename_vps(conn: Connection, vps_id: int, name: str) -> str:
 
     async def decide(state: VpsState) -> NewVpsEvent:
         _require_live(state)
-        return NewVpsEvent(RENAMED, {"name": name})
+        return NewVpsEvent(VPS_RENAMED, {"name": name})
 
     await run_vps_command(conn, vps_id, decide)
     return name
@@ -197,7 +193,7 @@ async def change_vps_owner(conn: Connection, vps_id: int, owner_id: int | None) 
             await _lock_owner(conn, owner_id)
         if state.owner_id == owner_id:
             return None
-        return NewVpsEvent(OWNER_CHANGED, {"owner_id": owner_id})
+        return NewVpsEvent(VPS_OWNER_CHANGED, {"owner_id": owner_id})
 
     return await run_vps_command(conn, vps_id, decide) is not None
 
@@ -221,7 +217,7 @@ async def disown_vpses(conn: Connection, owner_id: int) -> list[int]:
         async def decide(state: VpsState) -> NewVpsEvent | None:
             if not state.live or state.owner_id != owner_id:
                 return None
-            return NewVpsEvent(OWNER_CHANGED, {"owner_id": None})
+            return NewVpsEvent(VPS_OWNER_CHANGED, {"owner_id": None})
 
         for vps_id in owned:
             await run_vps_command(conn, vps_id, decide)
@@ -243,7 +239,7 @@ async def configure_agent(
         ("batch size", upload_batch_max_size, *BATCH_BOUNDS),
     ):
         if value is not None and not lower <= value <= upper:
-            raise ValueError(f"the {name} must be between {lower} and {upper}")
+            raise InvalidInputError(f"the {name} must be between {lower} and {upper}")
     payload = {
         "collect_interval_seconds": collect_interval_seconds,
         "upload_interval_seconds": upload_interval_seconds,
@@ -252,7 +248,7 @@ async def configure_agent(
 
     async def decide(state: VpsState) -> NewVpsEvent:
         _require_live(state)
-        return NewVpsEvent(AGENT_CONFIG_CHANGED, payload)
+        return NewVpsEvent(VPS_AGENT_CONFIG_CHANGED, payload)
 
     await run_vps_command(conn, vps_id, decide)
 
@@ -262,7 +258,7 @@ async def decommission_vps(conn: Connection, vps_id: int) -> None:
 
     async def decide(state: VpsState) -> NewVpsEvent:
         _require_live(state)
-        return NewVpsEvent(DECOMMISSIONED, {})
+        return NewVpsEvent(VPS_DECOMMISSIONED, {})
 
     await run_vps_command(conn, vps_id, decide)
 

@@ -11,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from projections.vps_registry import (
-    DECOMMISSIONED,
-    OWNER_CHANGED,
-    REGISTERED,
-    RENAMED,
-    upcast,
-)
+from projections.vps_registry import upcast
+from vpsmon.constants import VPS_DECOMMISSIONED, VPS_OWNER_CHANGED, VPS_REGISTERED, VPS_RENAMED
 from vpsmon.storage.event_log import StoredVpsEvent, read_vps_stream
 from vpsmon.storage.types import Queryable
 
@@ -41,13 +36,13 @@ class VpsState:
             )
         payload = upcast(event).payload
         changes: dict[str, Any] = {"version": event.version}
-        if event.event_type == REGISTERED:
+        if event.event_type == VPS_REGISTERED:
             changes.update(live=True, name=payload["name"], owner_id=payload["owner_id"])
-        elif event.event_type == RENAMED:
+        elif event.event_type == VPS_RENAMED:
             changes["name"] = payload["name"]
-        elif event.event_type == OWNER_CHANGED:
+        elif event.event_type == VPS_OWNER_CHANGED:
             changes["owner_id"] = payload["owner_id"]
-        elif event.event_type == DECOMMISSIONED:
+        elif event.event_type == VPS_DECOMMISSIONED:
             changes["live"] = False
         return replace(self, **changes)
 

@@ -179,9 +179,9 @@ class AckTimeoutError(Exception):
     pass
 
 
-class GreenletAgentStream:
-    """One bidirectional stream, driven through two queues: the synthetic agent's
-    transport for greenlets (its messages come from tests/support/synthetic_agent.py).
+class LocustAgentStream:
+    """A locust user's synthetic agent (gevent): one bidirectional stream, driven
+    through two queues; its messages come from tests/support/synthetic_agent.py.
 
     A writer queue feeds the request iterator gRPC consumes; a reader
     greenlet moves every reply (and finally the stream's end) into an inbox.
@@ -269,7 +269,7 @@ class AgentUser(User):
         self._number = next(_token_counter)
         self._token = ""
         self._target = ""
-        self._stream: GreenletAgentStream | None = None
+        self._stream: LocustAgentStream | None = None
         self._pending: agent_pb2.MessageToServer | None = None  # sent, not yet acked
         self._resend = False  # the pending batch went out before, on a stream that broke
         self._sent_at: float | None = None  # perf_counter when it went out on this stream
@@ -313,9 +313,9 @@ class AgentUser(User):
             self._stream.close()
             self._stream = None
 
-    def _connect(self) -> GreenletAgentStream:
+    def _connect(self) -> LocustAgentStream:
         started = time.perf_counter()
-        stream = GreenletAgentStream(self._target)
+        stream = LocustAgentStream(self._target)
         stream.send(
             handshake_message(
                 self._token,
@@ -359,7 +359,7 @@ class AgentUser(User):
 
     def _await_ack(
         self,
-        stream: GreenletAgentStream,
+        stream: LocustAgentStream,
         message: agent_pb2.MessageToServer,
         started: float,
         timeout: float,

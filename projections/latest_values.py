@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from vpsmon.constants import LATEST_CHANNEL
 from vpsmon.metrics import METRIC_COLUMNS, MetricRow
 from vpsmon.storage.notifications import encode_ids
 from vpsmon.storage.types import Connection
-
-LATEST_CHANNEL = "vpsmon_latest"
 
 _UPSERT = f"""
 INSERT INTO vps_latest ({", ".join(METRIC_COLUMNS)})

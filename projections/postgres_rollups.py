@@ -21,14 +21,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from projections.rollup_levels import LEVELS, RollupLevel
+from vpsmon.constants import RETENTION_LOCK_KEY
+from vpsmon.constants import ROLLUP_REFRESH_LOCK_KEY as REFRESH_LOCK_KEY
+from vpsmon.constants import ROLLUP_THRESHOLD_LOCK_KEY as THRESHOLD_LOCK_KEY
+from vpsmon.rollup_levels import LEVELS, RollupLevel
 from vpsmon.storage.types import Connection, rows_affected
 
 logger = logging.getLogger(__name__)
-
-THRESHOLD_LOCK_KEY = 736900001  # also in the trigger function log_late_rows()
-REFRESH_LOCK_KEY = 736900002
-RETENTION_LOCK_KEY = 736900004
 
 _RANGE_ALIGNMENT = LEVELS[-1]  # late-row ranges are widened to whole coarsest buckets
 

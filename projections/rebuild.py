@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from projections import postgres_rollups, timescale_rollups
 from projections.latest_values import announce_latest
 from projections.registry_rebuild import rebuild_vps_registry
-from projections.rollup_levels import LEVELS
 from vpsmon.metrics import METRIC_COLUMNS
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.types import Connection
 

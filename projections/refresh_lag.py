@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from projections.rollup_levels import LEVELS, RollupLevel
+from vpsmon.rollup_levels import LEVELS, RollupLevel
 from vpsmon.self_metrics import RollupLagCollector
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.types import Queryable

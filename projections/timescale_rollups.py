@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from projections.rollup_levels import LEVELS
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.storage.rollup_catalog import rollup_relations
 from vpsmon.storage.types import Connection
 

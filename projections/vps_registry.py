@@ -16,6 +16,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from vpsmon.constants import (
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_OWNER_CHANGED,
+    VPS_REGISTERED,
+    VPS_RENAMED,
+    VPS_TOKEN_ROTATED,
+)
 from vpsmon.storage.event_log import (
     StoredVpsEvent,
     read_vps_events_after,
@@ -24,24 +32,17 @@ from vpsmon.storage.event_log import (
 )
 from vpsmon.storage.types import Connection
 
-REGISTERED = "registered"
-RENAMED = "renamed"
-TOKEN_ROTATED = "token_rotated"
-AGENT_CONFIG_CHANGED = "agent_config_changed"
-OWNER_CHANGED = "owner_changed"
-DECOMMISSIONED = "decommissioned"
 # What each kind of VPS event carries: everything its handler needs.
 PAYLOAD_KEYS: dict[str, frozenset[str]] = {
-    REGISTERED: frozenset({"name", "token_sha256", "owner_id"}),
-    RENAMED: frozenset({"name"}),
-    TOKEN_ROTATED: frozenset({"token_sha256"}),
-    AGENT_CONFIG_CHANGED: frozenset(
+    VPS_REGISTERED: frozenset({"name", "token_sha256", "owner_id"}),
+    VPS_RENAMED: frozenset({"name"}),
+    VPS_TOKEN_ROTATED: frozenset({"token_sha256"}),
+    VPS_AGENT_CONFIG_CHANGED: frozenset(
         {"collect_interval_seconds", "upload_interval_seconds", "upload_batch_max_size"}
     ),
-    OWNER_CHANGED: frozenset({"owner_id"}),
-    DECOMMISSIONED: frozenset(),
+    VPS_OWNER_CHANGED: frozenset({"owner_id"}),
+    VPS_DECOMMISSIONED: frozenset(),
 }
-VPS_EVENT_TYPES = frozenset(PAYLOAD_KEYS)
 REGISTRY_PROJECTION = "vps_registry"
 
 
@@ -54,7 +55,7 @@ def upcast(event: StoredVpsEvent) -> StoredVpsEvent:
     required = PAYLOAD_KEYS.get(event.event_type)
     if required is None:
         raise ValueError(f"event {event.event_id}: unknown VPS event type {event.event_type!r}")
-    if event.event_type == REGISTERED and "owner_id" not in event.payload:
+    if event.event_type == VPS_REGISTERED and "owner_id" not in event.payload:
         event = replace(event, payload={**event.payload, "owner_id": None})
     missing = required - event.payload.keys()
     if missing:
@@ -148,12 +149,12 @@ async def _decommissioned(conn: Connection, tables: RegistryTables, event: Store
 
 
 _HANDLERS: dict[str, Handler] = {
-    REGISTERED: _registered,
-    RENAMED: _sets_vps("name"),
-    TOKEN_ROTATED: _activate_token,
-    AGENT_CONFIG_CHANGED: _agent_config_changed,
-    OWNER_CHANGED: _sets_vps("owner_id"),
-    DECOMMISSIONED: _decommissioned,
+    VPS_REGISTERED: _registered,
+    VPS_RENAMED: _sets_vps("name"),
+    VPS_TOKEN_ROTATED: _activate_token,
+    VPS_AGENT_CONFIG_CHANGED: _agent_config_changed,
+    VPS_OWNER_CHANGED: _sets_vps("owner_id"),
+    VPS_DECOMMISSIONED: _decommissioned,
 }
 
 

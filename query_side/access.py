@@ -16,11 +16,9 @@ from sanic import Request
 
 from query_side.accounts import User, authenticate_token, can_see_vps, session_user
 from query_side.context import state
-from query_side.errors import ApiError, not_found
+from vpsmon.constants import PG_INTEGER_MAX, SESSION_COOKIE
+from vpsmon.errors import NotAuthenticatedError, UnknownVpsError
 from vpsmon.storage.types import Queryable
-
-SESSION_COOKIE = "vpsmon_session"
-_MAX_ID = 2**31 - 1  # vps.id is an integer column
 
 
 @dataclass(frozen=True)
@@ -46,18 +44,18 @@ async def current_caller(request: Request) -> Caller:
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "use 'Authorization: Bearer <api token>'")
+            raise NotAuthenticatedError("use 'Authorization: Bearer <api token>'")
         user = await authenticate_token(pool, token.strip())
         if user is None:
-            raise ApiError(401, "unauthorized", "invalid or revoked API token")
+            raise NotAuthenticatedError("invalid or revoked API token")
         return Caller(user, "api_token", token.strip())
     session = request.cookies.get(SESSION_COOKIE)
     if session:
         user = await session_user(pool, session)
         if user is None:
-            raise ApiError(401, "unauthorized", "session expired; log in again")
+            raise NotAuthenticatedError("session expired; log in again")
         return Caller(user, "session", session)
-    raise ApiError(401, "unauthorized", "log in or send an API token")
+    raise NotAuthenticatedError("log in or send an API token")
 
 
 async def current_user(request: Request) -> User:
@@ -68,14 +66,14 @@ async def optional_user(request: Request) -> User | None:
     """The caller if their credentials are valid, else None (never a 401)."""
     try:
         return await current_user(request)
-    except ApiError:
+    except NotAuthenticatedError:
         return None
 
 
 def _valid_id(vps_id: int) -> bool:
-    return 0 < vps_id <= _MAX_ID
+    return 0 < vps_id <= PG_INTEGER_MAX  # vps.id is an integer column
 
 
 async def require_vps(request: Request, user: User, vps_id: int) -> None:
     if not _valid_id(vps_id) or not await can_see_vps(state(request).pool, user, vps_id):
-        raise not_found(f"VPS {vps_id}")
+        raise UnknownVpsError(f"VPS {vps_id} not found")

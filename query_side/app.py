@@ -12,6 +12,8 @@ from query_side.request_metrics import record_requests
 from query_side.routes import auth, metrics, system, vps
 from query_side.routes.ui import ui_blueprint, ui_directory
 from query_side.security_headers import add_security_headers
+from vpsmon.constants import DATABASE_CONNECT_TIMEOUT_S
+from vpsmon.errors import MigrationError
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import recorded_backend
 
@@ -33,11 +35,13 @@ def create_app(settings: Settings, dsn: str, name: str = "vpsmon") -> Sanic:  # 
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:  # type: ignore[type-arg]
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, timeout=5)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=8, timeout=DATABASE_CONNECT_TIMEOUT_S
+        )
         async with pool.acquire() as conn:
             backend = await recorded_backend(conn)
         if backend is None:
-            raise RuntimeError("the database has no vpsmon schema: run `vpsmon migrate`")
+            raise MigrationError("the database has no vpsmon schema: run `vpsmon migrate`")
         cache = LatestValuesCache(dsn)
         cache.start()
         app.ctx.state = AppState(settings, dsn, pool, cache, backend)

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from projections.latest_values import LATEST_CHANNEL
+from vpsmon.constants import LATEST_CHANNEL
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.self_metrics import SELF_METRICS
 from vpsmon.storage.notifications import PendingIds

@@ -18,6 +18,7 @@ from query_side.schemas import (
     TimeseriesResponse,
     VpsSummary,
 )
+from vpsmon.constants import SESSION_COOKIE
 
 _REF = "#/components/schemas/{model}"
 _MODELS: list[type[BaseModel]] = [
@@ -102,7 +103,7 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": "vpsmon_session"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
         },

@@ -6,14 +6,19 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from query_side.errors import bad_parameter
+from vpsmon import constants
+from vpsmon.errors import InvalidInputError
 from vpsmon.metrics import METRICS
 
 
 class LoginRequest(BaseModel):
-    # The same characters `vpsmon user add` allows.
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=1, max_length=1024)
+    # The same names `vpsmon user add` allows.
+    username: str = Field(
+        min_length=1,
+        max_length=constants.USERNAME_MAX_CHARS,
+        pattern=f"^[{constants.USERNAME_CHARACTERS}]+$",
+    )
+    password: str = Field(min_length=1, max_length=constants.PASSWORD_MAX_CHARS)
 
 
 class ErrorDetail(BaseModel):
@@ -99,7 +104,7 @@ _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 def parse_time(name: str, text: str) -> datetime:
     """RFC 3339 or Unix seconds, always returned in UTC."""
     text = text.strip()
-    out_of_range = bad_parameter(f"{name}: {text[:64]!r} is not between 1970 and 2200")
+    out_of_range = InvalidInputError(f"{name}: {text[:64]!r} is not between 1970 and 2200")
     try:
         seconds = float(text)
     except ValueError:
@@ -111,12 +116,12 @@ def parse_time(name: str, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise bad_parameter(
+        raise InvalidInputError(
             f"{name}: {text[:64]!r} is neither RFC 3339 (e.g. 2026-01-31T12:00:00Z) "
             "nor Unix seconds"
         ) from None
     if moment.tzinfo is None:
-        raise bad_parameter(f"{name}: {text[:64]!r} has no time zone offset")
+        raise InvalidInputError(f"{name}: {text[:64]!r} has no time zone offset")
     try:
         moment = moment.astimezone(UTC)
     except OverflowError:

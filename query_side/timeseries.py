@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from projections.rollup_levels import BUCKET_ORIGIN, LEVELS, RollupLevel
 from vpsmon.durations import format_duration, parse_duration
+from vpsmon.errors import IntervalError
 from vpsmon.metrics import METRICS
+from vpsmon.rollup_levels import BUCKET_ORIGIN, LEVELS, RollupLevel, bucket_floor
 from vpsmon.storage.types import Queryable
 
 # Every width must be a whole number of the finest rollup's buckets.
@@ -42,10 +43,6 @@ ALLOWED_INTERVALS = (
 )
 
 
-class IntervalError(ValueError):
-    """A request that cannot be served; the message is shown to API users (HTTP 400)."""
-
-
 @dataclass(frozen=True)
 class TimeseriesPlan:
     """What one timeseries request reads: computed up front so it can be validated and logged."""
@@ -59,21 +56,16 @@ class TimeseriesPlan:
     @property
     def first_bucket(self) -> datetime:
         """Start of the bucket that holds ``start``: a partial first bucket is shown whole."""
-        return floor_to(self.start, self.width)
+        return bucket_floor(self.start, self.width)
 
     @property
     def bucket_count(self) -> int:
         return bucket_count(self.start, self.end, self.width)
 
 
-def floor_to(moment: datetime, width: timedelta) -> datetime:
-    """Start of the ``width`` bucket holding ``moment`` on the views' grid."""
-    return BUCKET_ORIGIN + ((moment - BUCKET_ORIGIN) // width) * width
-
-
 def bucket_count(start: datetime, end: datetime, width: timedelta) -> int:
     """How many buckets start in [floor(start), end): the most points a response can have."""
-    return -(-(end - floor_to(start, width)) // width)
+    return -(-(end - bucket_floor(start, width)) // width)
 
 
 def _source_for(width: timedelta) -> RollupLevel:
@@ -154,13 +146,15 @@ def _rebinned_sql(view: str) -> str:
         for m in METRICS
     )
     return (
-        "SELECT date_bin($4::interval, bucket, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS time,"
+        "SELECT date_bin($4::interval, bucket,"
+        f" TIMESTAMPTZ '{BUCKET_ORIGIN.isoformat()}') AS time,"
         f" sum(samples)::bigint AS samples, {columns} FROM {view}"
         " WHERE vps_id = $1 AND bucket >= $2 AND bucket < $3 GROUP BY 1 ORDER BY 1"
     )
 
 
-# The only text interpolated into SQL: view names from the fixed rollup levels.
+# The only text interpolated into SQL: view names and the bucket origin, from the
+# fixed rollup levels.
 _DIRECT_SQL = {level.view: _direct_sql(level.view) for level in LEVELS}
 _REBINNED_SQL = {level.view: _rebinned_sql(level.view) for level in LEVELS}
 _VIEW_WIDTHS = {level.view: level.width for level in LEVELS}

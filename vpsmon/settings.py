@@ -17,7 +17,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from proto.options import MAX_MESSAGE_BYTES
-from vpsmon import constants as bounds
+from vpsmon import constants
 from vpsmon.durations import parse_duration
 
 
@@ -99,12 +99,12 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     backend: BackendChoice = "auto"
-    grpc_listen: str = "127.0.0.1:50051"
+    grpc_listen: str = constants.DEFAULT_GRPC_ADDRESS
     # PEM files; set both and the command side serves TLS, set one alone and it
     # refuses to start (never a silent fall-back to plaintext).
     grpc_tls_cert: str | None = None
     grpc_tls_key: str | None = None
-    http_listen: str = "127.0.0.1:8000"
+    http_listen: str = constants.DEFAULT_HTTP_ADDRESS
     # Reverse proxies in front of the query side (addresses or CIDRs, comma-separated):
     # only from them are X-Forwarded-For and X-Forwarded-Proto believed. Default: none.
     trusted_proxies: Networks = ()
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # Ingest limits; a batch over the maximum is rejected whole.
     max_batch_snapshots: int = Field(
-        default=1000, ge=bounds.BATCH_SIZE_MIN, le=bounds.BATCH_SIZE_MAX
+        default=1000, ge=constants.BATCH_SIZE_MIN, le=constants.BATCH_SIZE_MAX
     )
     # A stream must send its handshake this soon; at most this many may be waiting.
     grpc_handshake_timeout: Duration = timedelta(seconds=5)
@@ -127,13 +127,19 @@ class Settings(BaseSettings):
     ingest_max_in_flight_bytes: int = Field(default=2 * MAX_MESSAGE_BYTES, ge=MAX_MESSAGE_BYTES)
     # The AgentConfig agents get unless `vpsmon vps config` overrides it.
     agent_collect_interval: int = Field(
-        default=1, ge=bounds.COLLECT_INTERVAL_MIN_S, le=bounds.COLLECT_INTERVAL_MAX_S
+        default=constants.DEFAULT_COLLECT_INTERVAL_S,
+        ge=constants.COLLECT_INTERVAL_MIN_S,
+        le=constants.COLLECT_INTERVAL_MAX_S,
     )
     agent_upload_interval: int = Field(
-        default=1, ge=bounds.UPLOAD_INTERVAL_MIN_S, le=bounds.UPLOAD_INTERVAL_MAX_S
+        default=constants.DEFAULT_UPLOAD_INTERVAL_S,
+        ge=constants.UPLOAD_INTERVAL_MIN_S,
+        le=constants.UPLOAD_INTERVAL_MAX_S,
     )
     agent_upload_batch_max: int = Field(
-        default=60, ge=bounds.BATCH_SIZE_MIN, le=bounds.BATCH_SIZE_MAX
+        default=constants.DEFAULT_BATCH_SIZE,
+        ge=constants.BATCH_SIZE_MIN,
+        le=constants.BATCH_SIZE_MAX,
     )
     # Group commit: batches from all streams share a transaction, up to this
     # many rows or this long after the first one arrived.

@@ -1,5 +1,5 @@
 """The rollup SQL of both backends, generated from the rollup levels
-(projections.rollup_levels) and the metric groups (vpsmon.metrics).
+(vpsmon.rollup_levels) and the metric groups (vpsmon.metrics).
 
 The generator writes new migration files only; applied ones are frozen
 (vpsmon.storage.migrations checks their checksums), and the drift test

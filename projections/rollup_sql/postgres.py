@@ -10,7 +10,6 @@ of the level below, whose columns every role that reads the views may read.
 
 from __future__ import annotations
 
-from projections.rollup_levels import RollupLevel
 from projections.rollup_sql.plan import RenderPlan
 from projections.rollup_sql.schema import (
     RAW_TABLE,
@@ -26,6 +25,7 @@ from projections.rollup_sql.schema import (
     sum_type,
 )
 from vpsmon.metrics import MetricGroup
+from vpsmon.rollup_levels import RollupLevel
 
 # The refresh (as the ingest role) aggregates each level from the view below.
 _VIEW_READERS = "vpsmon_reader, vpsmon_query, vpsmon_ingest"

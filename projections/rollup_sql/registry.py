@@ -9,9 +9,9 @@ and run ``python -m projections.rollup_sql`` to write the new files.
 
 from __future__ import annotations
 
-from projections.rollup_levels import LEVELS
 from projections.rollup_sql.schema import GeneratedMigration, RollupSchema
 from vpsmon.metrics import CORE_METRICS
+from vpsmon.rollup_levels import LEVELS
 
 # What db/migrations/0002_rollups.*.sql created by hand.
 HAND_WRITTEN = RollupSchema(LEVELS, (CORE_METRICS,))

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from projections.rollup_levels import BUCKET_ORIGIN, RollupLevel
 from vpsmon.metrics import Metric, MetricGroup
+from vpsmon.rollup_levels import BUCKET_ORIGIN, RollupLevel
 
 ROLLUP_SCHEMA = "vpsmon_rollups"
 RAW_TABLE = "performance_metrics"

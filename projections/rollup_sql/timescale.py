@@ -13,7 +13,6 @@ BY (filters on vps_id and bucket reach every group's aggregate).
 
 from __future__ import annotations
 
-from projections.rollup_levels import RollupLevel
 from projections.rollup_sql.plan import RenderPlan
 from projections.rollup_sql.schema import (
     RAW_TABLE,
@@ -27,6 +26,7 @@ from projections.rollup_sql.schema import (
     view_columns,
 )
 from vpsmon.metrics import MetricGroup
+from vpsmon.rollup_levels import RollupLevel
 
 _VIEW_READERS = "vpsmon_reader, vpsmon_query"
 

@@ -15,10 +15,7 @@ from query_side.accounts.api_tokens import (
     revoke_api_token,
     revoke_api_token_by_digest,
 )
-from query_side.accounts.credentials import API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX
 from query_side.accounts.passwords import (
-    PASSWORD_MAX_LENGTH,
-    PASSWORD_MIN_LENGTH,
     hash_password,
     validate_password,
     verify_password,
@@ -27,7 +24,6 @@ from query_side.accounts.sessions import (
     DEFAULT_SESSION_TTL,
     INVALID_CREDENTIALS,
     TOO_MANY_FAILURES,
-    LoginRefused,
     login,
     logout,
     prune_expired,
@@ -43,24 +39,23 @@ from query_side.accounts.users import (
     first_admin,
     list_users,
     remove_user,
+    resolve_owner,
     set_password,
     validate_username,
 )
 from query_side.accounts.visibility import can_see_vps, visible_vps_clause, visible_vps_ids
+from vpsmon.constants import API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX
 
 __all__ = [
     "API_TOKEN_PREFIX",
     "DEFAULT_SESSION_TTL",
     "INVALID_CREDENTIALS",
     "LOGIN_WINDOW",
-    "PASSWORD_MAX_LENGTH",
-    "PASSWORD_MIN_LENGTH",
     "SESSION_TOKEN_PREFIX",
     "TOKEN_TOUCH_INTERVAL",
     "TOO_MANY_FAILURES",
     "USERNAME_PATTERN",
     "ApiTokenInfo",
-    "LoginRefused",
     "User",
     "UserSummary",
     "authenticate_token",
@@ -76,6 +71,7 @@ __all__ = [
     "logout",
     "prune_expired",
     "remove_user",
+    "resolve_owner",
     "revoke_api_token",
     "revoke_api_token_by_digest",
     "session_user",

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from query_side.accounts.credentials import (
-    API_TOKEN_PREFIX,
-    digest,
-    looks_like,
-    new_token,
-    storable,
-)
+from query_side.accounts.credentials import looks_like, storable
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
+from vpsmon.constants import API_TOKEN_PREFIX
+from vpsmon.errors import InvalidInputError, UnknownUserError
 from vpsmon.storage.types import Queryable
+from vpsmon.tokens import new_token, token_sha256
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 TOKEN_NAME_MAX = 200
@@ -34,22 +31,24 @@ class ApiTokenInfo:
 async def create_api_token(conn: Queryable, username: str, name: str = "") -> str:
     """A new API token for ``username``, in clear text: show it once, it is not stored.
 
-    LookupError for an unknown user.
+    UnknownUserError for an unknown user.
     """
     if len(name) > TOKEN_NAME_MAX or storable(name, TOKEN_NAME_MAX) != name:
-        raise ValueError(f"a token name must be at most {TOKEN_NAME_MAX} characters, without NUL")
+        raise InvalidInputError(
+            f"a token name must be at most {TOKEN_NAME_MAX} characters, without NUL"
+        )
     if not USERNAME_PATTERN.fullmatch(username):
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     token = new_token(API_TOKEN_PREFIX)
     inserted = await conn.fetchval(
         "INSERT INTO api_tokens (token_sha256, user_id, name)"
         " SELECT $1, id, $3 FROM users WHERE lower(username) = lower($2) RETURNING user_id",
-        digest(token),
+        token_sha256(token),
         username,
         name,
     )
     if inserted is None:
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     return token
 
 
@@ -57,7 +56,7 @@ async def revoke_api_token(conn: Queryable, token: str) -> bool:
     """Revoke an active token; False when it is unknown or already revoked."""
     if not looks_like(token, API_TOKEN_PREFIX):
         return False
-    return await revoke_api_token_by_digest(conn, digest(token))
+    return await revoke_api_token_by_digest(conn, token_sha256(token))
 
 
 async def revoke_api_token_by_digest(conn: Queryable, sha256: bytes) -> bool:
@@ -85,7 +84,7 @@ async def authenticate_token(conn: Queryable, token: str) -> User | None:
     """
     if not looks_like(token, API_TOKEN_PREFIX):
         return None
-    sha256 = digest(token)
+    sha256 = token_sha256(token)
     row = await conn.fetchrow(
         "SELECT u.id, u.username, u.is_admin,"
         " t.last_used_at IS NULL OR t.last_used_at < now() - $2::interval AS stale"

@@ -1,23 +1,10 @@
-"""What every credential shares: 256 random bits in clear text, only a SHA-256 stored."""
+"""What the query side checks of every credential before it looks one up
+(vpsmon/tokens.py issues and hashes them)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-
-API_TOKEN_PREFIX = "vpsa_"
-SESSION_TOKEN_PREFIX = "vpss_"
 # Longer input is no token of ours; it is refused before hashing.
 TOKEN_MAX = 200
-
-
-def new_token(prefix: str) -> str:
-    return prefix + secrets.token_urlsafe(32)
-
-
-def digest(token: str) -> bytes:
-    """256 random bits need no slow hash: a plain SHA-256 cannot be brute-forced."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def looks_like(token: str, prefix: str) -> bool:

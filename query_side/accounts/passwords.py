@@ -9,8 +9,8 @@ import hashlib
 import hmac
 import secrets
 
-PASSWORD_MIN_LENGTH = 8
-PASSWORD_MAX_LENGTH = 1024
+from vpsmon.constants import PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS
+from vpsmon.errors import InvalidInputError
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -20,10 +20,10 @@ _SALT_BYTES = 16
 
 
 def validate_password(password: str) -> None:
-    if len(password) < PASSWORD_MIN_LENGTH:
-        raise ValueError(f"a password must be at least {PASSWORD_MIN_LENGTH} characters")
-    if len(password) > PASSWORD_MAX_LENGTH:
-        raise ValueError(f"a password must be at most {PASSWORD_MAX_LENGTH} characters")
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise InvalidInputError(f"a password must be at least {PASSWORD_MIN_CHARS} characters")
+    if len(password) > PASSWORD_MAX_CHARS:
+        raise InvalidInputError(f"a password must be at most {PASSWORD_MAX_CHARS} characters")
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
@@ -90,7 +90,7 @@ def verify_or_dummy(password: str, encoded: str | None) -> bool:
     if encoded is None:
         verify_password(password, _dummy_hash())
         return False
-    if len(password) > PASSWORD_MAX_LENGTH:
+    if len(password) > PASSWORD_MAX_CHARS:
         verify_password("", encoded)
         return False  # no stored password is that long
     return verify_password(password, encoded)

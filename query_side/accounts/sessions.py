@@ -5,13 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from query_side.accounts.credentials import (
-    SESSION_TOKEN_PREFIX,
-    digest,
-    looks_like,
-    new_token,
-    storable,
-)
+from query_side.accounts.credentials import looks_like, storable
 from query_side.accounts.passwords import verify_or_dummy
 from query_side.accounts.throttling import (
     CLIENT_ADDRESS_MAX,
@@ -21,21 +15,15 @@ from query_side.accounts.throttling import (
     clear_failures,
 )
 from query_side.accounts.users import USERNAME_PATTERN, User, user_from
+from vpsmon.constants import SESSION_LIFETIME_S, SESSION_TOKEN_PREFIX
+from vpsmon.errors import LoginRefused, LoginThrottledError
 from vpsmon.storage.types import Connection, Queryable
+from vpsmon.tokens import new_token, token_sha256
 
-DEFAULT_SESSION_TTL = timedelta(days=7)
+DEFAULT_SESSION_TTL = timedelta(seconds=SESSION_LIFETIME_S)
 
 INVALID_CREDENTIALS = "invalid username or password"
 TOO_MANY_FAILURES = "too many failed logins; try again later"
-
-
-class LoginRefused(Exception):
-    """A login that did not succeed: bad credentials, or throttled."""
-
-    def __init__(self, reason: str, retry_after_seconds: int | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_seconds = retry_after_seconds
 
 
 async def login(
@@ -63,7 +51,7 @@ async def login(
     async with conn.transaction():
         wait = await check_and_record_attempt(conn, key, client)
         if wait is not None:
-            raise LoginRefused(TOO_MANY_FAILURES, wait)
+            raise LoginThrottledError(TOO_MANY_FAILURES, wait)
         row = (
             await conn.fetchrow(
                 "SELECT id, username, is_admin, password_hash FROM users"
@@ -76,7 +64,7 @@ async def login(
     encoded = None if row is None else row["password_hash"]
     matches = await asyncio.to_thread(verify_or_dummy, password, encoded)
     if row is None or not matches:
-        raise LoginRefused(INVALID_CREDENTIALS, None)
+        raise LoginRefused(INVALID_CREDENTIALS)
     user = user_from(row)
     token = new_token(SESSION_TOKEN_PREFIX)
     async with conn.transaction():
@@ -88,13 +76,13 @@ async def login(
             user.id,
             encoded,
         ):
-            raise LoginRefused(INVALID_CREDENTIALS, None)
+            raise LoginRefused(INVALID_CREDENTIALS)
         await clear_failures(conn, key, client)
         await conn.execute("DELETE FROM sessions WHERE expires_at <= now()")
         await conn.execute(
             "INSERT INTO sessions (session_sha256, user_id, expires_at)"
             " VALUES ($1, $2, now() + $3::interval)",
-            digest(token),
+            token_sha256(token),
             user.id,
             session_ttl,
         )
@@ -108,7 +96,7 @@ async def session_user(conn: Queryable, session_token: str) -> User | None:
     row = await conn.fetchrow(
         "SELECT u.id, u.username, u.is_admin FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.session_sha256 = $1 AND s.expires_at > now()",
-        digest(session_token),
+        token_sha256(session_token),
     )
     return None if row is None else user_from(row)
 
@@ -116,7 +104,9 @@ async def session_user(conn: Queryable, session_token: str) -> User | None:
 async def logout(conn: Queryable, session_token: str) -> None:
     """End a session (a no-op for an unknown or expired one)."""
     if looks_like(session_token, SESSION_TOKEN_PREFIX):
-        await conn.execute("DELETE FROM sessions WHERE session_sha256 = $1", digest(session_token))
+        await conn.execute(
+            "DELETE FROM sessions WHERE session_sha256 = $1", token_sha256(session_token)
+        )
 
 
 async def prune_expired(conn: Queryable) -> None:

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from vpsmon.constants import LOGIN_ADDRESS_LOCK_CLASS, LOGIN_PAIR_LOCK_CLASS
 from vpsmon.storage.types import Connection
 
 LOGIN_WINDOW = timedelta(minutes=15)
@@ -27,10 +28,6 @@ MAX_DELAY = timedelta(minutes=5)
 
 CLIENT_ADDRESS_MAX = 100
 USERNAME_KEY_MAX = 200
-
-# pg_advisory_xact_lock(classid, objid) namespaces.
-_LOCK_PAIR = 736900012
-_LOCK_ADDRESS = 736900011
 
 
 @dataclass(frozen=True)
@@ -79,9 +76,9 @@ async def check_and_record_attempt(conn: Connection, username_key: str, client: 
     """
     await conn.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext($2)), pg_advisory_xact_lock($3, hashtext($4))",
-        _LOCK_PAIR,
+        LOGIN_PAIR_LOCK_CLASS,
         f"{username_key}\n{client}",
-        _LOCK_ADDRESS,
+        LOGIN_ADDRESS_LOCK_CLASS,
         client,
     )
     pair = await _throttle(conn, "username = $2 AND client_ip = $3", username_key, client)

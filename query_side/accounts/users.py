@@ -14,9 +14,12 @@ from datetime import datetime
 import asyncpg
 
 from query_side.accounts.passwords import hash_password, validate_password
+from vpsmon import constants
+from vpsmon.errors import DuplicateKeyError, InvalidInputError, UnknownUserError
+from vpsmon.storage.errors import translated_errors
 from vpsmon.storage.types import Connection, Queryable
 
-USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+USERNAME_PATTERN = re.compile(constants.USERNAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,7 @@ class UserSummary:
 
 def validate_username(username: str) -> None:
     if not USERNAME_PATTERN.fullmatch(username):
-        raise ValueError(
-            "a username must be 1 to 64 characters: letters, digits, '_', '.', '@' or '-'"
-        )
+        raise InvalidInputError(f"a username must be {constants.USERNAME_RULE}")
 
 
 def user_from(row: asyncpg.Record) -> User:
@@ -53,20 +54,21 @@ def user_from(row: asyncpg.Record) -> User:
 async def create_user(
     conn: Queryable, username: str, password: str, *, admin: bool = False
 ) -> User:
-    """Create a user; ValueError for an invalid name or password or a taken name."""
+    """Create a user; InvalidInputError for an invalid name or password or a taken name."""
     validate_username(username)
     validate_password(password)
     encoded = await asyncio.to_thread(hash_password, password)
     try:
-        row = await conn.fetchrow(
-            "INSERT INTO users (username, password_hash, is_admin) VALUES ($1, $2, $3)"
-            " RETURNING id, username, is_admin",
-            username,
-            encoded,
-            admin,
-        )
-    except asyncpg.UniqueViolationError:
-        raise ValueError(f"user {username} already exists") from None
+        with translated_errors():
+            row = await conn.fetchrow(
+                "INSERT INTO users (username, password_hash, is_admin) VALUES ($1, $2, $3)"
+                " RETURNING id, username, is_admin",
+                username,
+                encoded,
+                admin,
+            )
+    except DuplicateKeyError:
+        raise InvalidInputError(f"user {username} already exists") from None
     assert row is not None
     return user_from(row)
 
@@ -89,6 +91,19 @@ async def first_admin(conn: Queryable) -> User | None:
     return None if row is None else user_from(row)
 
 
+async def resolve_owner(conn: Queryable, username: str | None) -> User | None:
+    """The named user, or by default the first admin (None when there is none).
+
+    UnknownUserError for a name with no user.
+    """
+    if username is None:
+        return await first_admin(conn)
+    owner = await find_user(conn, username)
+    if owner is None:
+        raise UnknownUserError(f"no user named {username}")
+    return owner
+
+
 async def list_users(conn: Queryable) -> list[UserSummary]:
     rows = await conn.fetch(
         "SELECT u.id, u.username, u.is_admin, u.created_at,"
@@ -105,20 +120,20 @@ async def list_users(conn: Queryable) -> list[UserSummary]:
 async def set_password(conn: Connection, username: str, password: str) -> int:
     """Replace the password and end every session of the user; returns how many ended.
 
-    LookupError for an unknown user, ValueError for an invalid password. API
+    UnknownUserError for an unknown user, InvalidInputError for an invalid password. API
     tokens stay valid: they are separate credentials (`vpsmon token revoke`).
     """
     validate_password(password)
     user = await find_user(conn, username)
     if user is None:
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     encoded = await asyncio.to_thread(hash_password, password)
     async with conn.transaction():
         status: str = await conn.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", user.id, encoded
         )
         if status != "UPDATE 1":
-            raise LookupError(f"no user named {username}")
+            raise UnknownUserError(f"no user named {username}")
         ended: str = await conn.execute("DELETE FROM sessions WHERE user_id = $1", user.id)
     return int(ended.split()[-1])
 
@@ -128,14 +143,14 @@ async def remove_user(conn: Queryable, username: str) -> User:
     The database refuses to delete an owner: `vpsmon user remove` first gives their
     VPSes up by events (command_side.vps_commands.disown_vpses), in one transaction.
 
-    LookupError for an unknown user.
+    UnknownUserError for an unknown user.
     """
     if not USERNAME_PATTERN.fullmatch(username):
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     row = await conn.fetchrow(
         "DELETE FROM users WHERE lower(username) = lower($1) RETURNING id, username, is_admin",
         username,
     )
     if row is None:
-        raise LookupError(f"no user named {username}")
+        raise UnknownUserError(f"no user named {username}")
     return user_from(row)

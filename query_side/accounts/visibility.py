@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from query_side.accounts.users import User
+from vpsmon.constants import PG_INTEGER_MAX
 from vpsmon.storage.types import Queryable
 
 
@@ -25,7 +26,7 @@ def visible_vps_clause(
 
 async def can_see_vps(conn: Queryable, user: User, vps_id: int) -> bool:
     """Whether the VPS exists and ``user`` may see it (otherwise: a 404)."""
-    if not -(2**31) <= vps_id < 2**31:
+    if not -PG_INTEGER_MAX - 1 <= vps_id <= PG_INTEGER_MAX:
         return False  # not an id the `vps` table can hold
     clause, args = visible_vps_clause(user, first_param=2)
     visible: bool = await conn.fetchval(

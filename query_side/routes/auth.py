@@ -14,13 +14,14 @@ from pydantic import ValidationError
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from query_side.access import SESSION_COOKIE, current_user
-from query_side.accounts import DEFAULT_SESSION_TTL, LoginRefused, login, logout
+from query_side.access import current_user
+from query_side.accounts import DEFAULT_SESSION_TTL, login, logout
 from query_side.client import came_over_tls, client_address
 from query_side.context import state
-from query_side.errors import ApiError
 from query_side.responses import json_response
 from query_side.schemas import LoginRequest
+from vpsmon.constants import SESSION_COOKIE
+from vpsmon.errors import InvalidBodyError, UnsupportedMediaTypeError
 
 bp = Blueprint("auth", url_prefix="/api/auth")
 
@@ -31,10 +32,8 @@ LOGIN_CONTENT_TYPE = "application/json"
 def _parse_login(request: Request) -> LoginRequest:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != LOGIN_CONTENT_TYPE:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"send the credentials as {LOGIN_CONTENT_TYPE}, not {media_type[:64] or 'no type'}",
+        raise UnsupportedMediaTypeError(
+            f"send the credentials as {LOGIN_CONTENT_TYPE}, not {media_type[:64] or 'no type'}"
         )
     try:
         return LoginRequest.model_validate_json(request.body or b"")
@@ -42,7 +41,7 @@ def _parse_login(request: Request) -> LoginRequest:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
         )
-        raise ApiError(422, "invalid_body", problems) from None
+        raise InvalidBodyError(problems) from None
 
 
 @bp.post("/login")
@@ -50,24 +49,14 @@ async def login_route(request: Request) -> HTTPResponse:
     credentials = _parse_login(request)
     trusted = state(request).settings.trusted_proxies
     client_ip = client_address(request, trusted)
-    try:
-        async with state(request).pool.acquire() as conn:
-            user, session = await login(
-                conn,
-                credentials.username,
-                credentials.password,
-                client_ip,
-                session_ttl=SESSION_TTL,
-            )
-    except LoginRefused as refused:
-        if refused.retry_after_seconds is not None:
-            raise ApiError(
-                429,
-                "too_many_attempts",
-                refused.reason,
-                {"Retry-After": str(refused.retry_after_seconds)},
-            ) from None
-        raise ApiError(401, "invalid_credentials", refused.reason) from None
+    async with state(request).pool.acquire() as conn:
+        user, session = await login(
+            conn,
+            credentials.username,
+            credentials.password,
+            client_ip,
+            session_ttl=SESSION_TTL,
+        )
     response = json_response({"username": user.username, "is_admin": user.is_admin})
     response.add_cookie(
         SESSION_COOKIE,

@@ -13,10 +13,11 @@ from sanic.response import HTTPResponse
 from query_side.access import Caller, current_caller, current_user, require_vps
 from query_side.accounts import can_see_vps
 from query_side.context import state
-from query_side.errors import ApiError, bad_parameter, not_found
 from query_side.responses import dumps, json_response
 from query_side.schemas import parse_time
-from query_side.timeseries import IntervalError, fetch_timeseries, plan_timeseries
+from query_side.timeseries import fetch_timeseries, plan_timeseries
+from vpsmon.constants import SSE_CREDENTIAL_GRACE_S, SSE_CREDENTIAL_RECHECK_S, SSE_KEEPALIVE_S
+from vpsmon.errors import NotFoundError, StorageUnavailableError
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.self_metrics import SELF_METRICS
 
@@ -24,13 +25,11 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", url_prefix="/api/vps/<vps_id:int>/metrics")
 
-KEEPALIVE_SECONDS = 15.0
-# An open stream re-checks its credential (and the VPS) this often, so that
-# logout, a password change, removing the user or revoking the token ends it.
-CREDENTIAL_RECHECK_SECONDS = 2.0
-# While the database cannot answer the re-check, the stream goes on this long
-# (it survives a database restart), then ends: it fails closed.
-CREDENTIAL_GRACE_SECONDS = 30.0
+# An open stream re-checks its credential (and the VPS) often, so that logout,
+# a password change, removing the user or revoking the token ends it.
+KEEPALIVE_SECONDS = SSE_KEEPALIVE_S
+CREDENTIAL_RECHECK_SECONDS = SSE_CREDENTIAL_RECHECK_S
+CREDENTIAL_GRACE_SECONDS = SSE_CREDENTIAL_GRACE_S
 
 
 async def _latest(request: Request, vps_id: int) -> dict[str, Any] | None:
@@ -43,7 +42,7 @@ async def _latest(request: Request, vps_id: int) -> dict[str, Any] | None:
             f"SELECT {', '.join(METRIC_COLUMNS)} FROM vps_latest WHERE vps_id = $1", vps_id
         )
     except Exception:
-        raise ApiError(503, "unavailable", "the database is unavailable") from None
+        raise StorageUnavailableError("the database is unavailable") from None
     return dict(row) if row is not None else None
 
 
@@ -53,7 +52,7 @@ async def latest(request: Request, vps_id: int) -> HTTPResponse:
     await require_vps(request, user, vps_id)
     values = await _latest(request, vps_id)
     if values is None:
-        raise not_found(f"data for VPS {vps_id}")
+        raise NotFoundError(f"data for VPS {vps_id} not found")
     return json_response(values)
 
 
@@ -66,10 +65,7 @@ async def timeseries(request: Request, vps_id: int) -> HTTPResponse:
     start = parse_time("start_time", args.get("start_time")) if "start_time" in args else None
     end = end or datetime.now(UTC)
     start = start or end - timedelta(hours=1)
-    try:
-        plan = plan_timeseries(args.get("interval", "auto"), start, end)
-    except IntervalError as error:
-        raise bad_parameter(str(error)) from None
+    plan = plan_timeseries(args.get("interval", "auto"), start, end)
     points = await fetch_timeseries(state(request).pool, vps_id, plan)
     return json_response(
         {

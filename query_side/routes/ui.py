@@ -9,8 +9,8 @@ from pathlib import Path
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
 
-from query_side.errors import not_found
 from query_side.security_headers import CSP_HEADER, page_policy
+from vpsmon.errors import NotFoundError
 
 _CHECKOUT_BUILD = Path(__file__).resolve().parents[2] / "ui" / "build"
 
@@ -38,7 +38,7 @@ def ui_blueprint(directory: Path) -> Blueprint:
     @bp.get("/<path:path>")
     async def asset_or_page(request: Request, path: str) -> HTTPResponse:
         if path == "api" or path.startswith("api/"):
-            raise not_found("API route")
+            raise NotFoundError("API route not found")
         candidate = (root / path).resolve()
         if candidate.is_relative_to(root) and candidate.is_file():
             if "/_app/immutable/" in f"/{path}":  # content-hashed names

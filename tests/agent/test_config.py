@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import AgentSettings, ConfigError, default_spool_dir, load_settings
+from agent.config import AgentSettings, default_spool_dir, load_settings
+from vpsmon.errors import ConfigError
 
 DEPLOY_EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "agent.example.toml"
 

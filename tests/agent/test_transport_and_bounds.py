@@ -9,9 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from agent.batcher import Batcher
-from agent.config import ConfigError, load_settings
+from agent.config import load_settings
 from proto.vpsmon.v1 import agent_pb2
 from vpsmon import constants
+from vpsmon.errors import ConfigError
 from vpsmon.settings import Settings
 
 TOKEN = {"VPSMON_AGENT_TOKEN": "vpsm_x"}

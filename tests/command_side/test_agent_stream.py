@@ -15,17 +15,13 @@ import asyncpg
 import grpc
 import pytest
 
-from command_side.vps_commands import (
-    VPS_EVENTS_CHANNEL,
-    configure_agent,
-    register_vps,
-    rotate_agent_token,
-)
+from command_side.vps_commands import configure_agent, register_vps, rotate_agent_token
 from proto.options import MAX_MESSAGE_BYTES
 from proto.vpsmon.v1 import agent_pb2, agent_pb2_grpc
 from tests.support.command_side import RunningCommandSide, command_side
 from tests.support.databases import login_role
 from tests.support.synthetic_agent import SyntheticAgent, batch_message, handshake_message, snapshot
+from vpsmon.constants import VPS_EVENTS_CHANNEL
 
 MAX_BATCH = 50
 

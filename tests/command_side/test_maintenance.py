@@ -14,17 +14,13 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from command_side.maintenance import (
-    MAINTENANCE_LEADER_LOCK_KEY,
-    MaintenanceJob,
-    MaintenanceRunner,
-    last_runs,
-)
+from command_side.maintenance import MaintenanceJob, MaintenanceRunner, last_runs
 from command_side.maintenance_jobs import maintenance_jobs
 from projections.refresh_lag import rollup_watermarks
-from projections.rollup_levels import LEVELS
 from tests.support.rollups import Store
 from tests.support.waiting import eventually
+from vpsmon.constants import MAINTENANCE_LEADER_LOCK_KEY
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.storage.backend import Backend
 
 QUICK = timedelta(milliseconds=50)

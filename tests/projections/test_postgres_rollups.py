@@ -10,6 +10,7 @@ import asyncpg
 from command_side.vps_commands import register_vps
 from projections import postgres_rollups
 from projections.postgres_rollups import TimeRange, merge_ranges
+from vpsmon.constants import ROLLUP_REFRESH_LOCK_KEY
 
 
 async def wait_until_waiting_for_lock(conn: asyncpg.Connection, pid: int) -> None:
@@ -67,9 +68,9 @@ async def test_only_one_process_refreshes_at_a_time(embedded_migrated_database: 
     holder = await asyncpg.connect(embedded_migrated_database)
     other = await asyncpg.connect(embedded_migrated_database)
     try:
-        await holder.execute("SELECT pg_advisory_lock($1)", postgres_rollups.REFRESH_LOCK_KEY)
+        await holder.execute("SELECT pg_advisory_lock($1)", ROLLUP_REFRESH_LOCK_KEY)
         assert await postgres_rollups.refresh(other) is None
-        await holder.execute("SELECT pg_advisory_unlock($1)", postgres_rollups.REFRESH_LOCK_KEY)
+        await holder.execute("SELECT pg_advisory_unlock($1)", ROLLUP_REFRESH_LOCK_KEY)
         assert await postgres_rollups.refresh(other) is not None
     finally:
         await holder.close()

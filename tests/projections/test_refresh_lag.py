@@ -9,9 +9,9 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from projections.refresh_lag import refresh_lag_seconds, rollup_lag_collector, rollup_refresh_lag
-from projections.rollup_levels import LEVELS
 from tests.support.databases import login_role
 from tests.support.rollups import Store
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.self_metrics import ROLLUP_REFRESH_LAG, render_self_metrics
 from vpsmon.storage.backend import Backend
 

@@ -26,8 +26,9 @@ from projections.registry_rebuild import (
     build_shadow_registry,
     rebuild_vps_registry,
 )
-from projections.vps_registry import LIVE_REGISTRY, RENAMED, RegistryTables, catch_up
+from projections.vps_registry import LIVE_REGISTRY, RegistryTables, catch_up
 from query_side.accounts import create_user, remove_user
+from vpsmon.constants import VPS_RENAMED
 from vpsmon.storage.event_log import append_vps_event
 
 PASSWORD = "correct horse battery"
@@ -163,7 +164,7 @@ async def test_the_follower_resumes_after_its_tracked_position(history: History)
         # Appended but not applied: the registry lags two events behind the log.
         version = (await load_vps(conn, history.web)).version
         for step, name in enumerate(("unapplied-1", "unapplied-2"), start=1):
-            await append_vps_event(conn, history.web, version + step, RENAMED, {"name": name})
+            await append_vps_event(conn, history.web, version + step, VPS_RENAMED, {"name": name})
     assert await position(conn) == start
     assert await conn.fetchval("SELECT name FROM vps WHERE id = $1", history.web) == "frontend-1"
 

@@ -14,7 +14,6 @@ from command_side.vps_commands import disown_vpses, register_vps
 from projections.registry_rebuild import rebuild_vps_registry
 from query_side.accounts import (
     INVALID_CREDENTIALS,
-    LoginRefused,
     User,
     authenticate_token,
     can_see_vps,
@@ -32,6 +31,7 @@ from query_side.accounts import (
     visible_vps_clause,
     visible_vps_ids,
 )
+from vpsmon.errors import LoginRefused
 
 PASSWORD = "correct horse battery"
 

@@ -12,11 +12,11 @@ import asyncpg
 import httpx
 import psutil
 
-from projections.latest_values import LATEST_CHANNEL
 from tests.support.databases import login_role
 from tests.support.query_side import Fleet, query_side, seed
 from tests.support.synthetic_agent import snapshot
 from tests.support.waiting import eventually
+from vpsmon.constants import LATEST_CHANNEL
 
 # Distinct VPS ids that do not exist; one payload per slice.
 FORGED_IDS = range(1_000_000, 1_120_000)

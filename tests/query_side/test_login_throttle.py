@@ -12,7 +12,6 @@ import pytest
 from query_side.accounts import (
     INVALID_CREDENTIALS,
     TOO_MANY_FAILURES,
-    LoginRefused,
     create_user,
     login,
     prune_expired,
@@ -25,6 +24,7 @@ from query_side.accounts.throttling import (
     MAX_DELAY,
     delay_after,
 )
+from vpsmon.errors import LoginRefused
 
 PASSWORD = "correct horse battery"
 

@@ -16,15 +16,11 @@ import asyncpg
 import pytest
 
 from command_side.vps_commands import register_vps
-from query_side.timeseries import (
-    IntervalError,
-    TimeseriesPlan,
-    fetch_timeseries,
-    plan_timeseries,
-)
+from query_side.timeseries import TimeseriesPlan, fetch_timeseries, plan_timeseries
 from tests.support.databases import StorageServer, throwaway_database
 from tests.support.dataset import expected_rollup, floor_to, one_second_samples, sample
 from tests.support.rollups import Store, migrated_store
+from vpsmon.errors import IntervalError
 from vpsmon.metrics import METRICS
 from vpsmon.metrics import MetricRow as Row
 from vpsmon.settings import Settings

@@ -9,13 +9,9 @@ import asyncpg
 import pytest
 
 from tests.support.databases import StorageServer, login_role
+from vpsmon.errors import MigrationError
 from vpsmon.settings import Settings
-from vpsmon.storage.migrations import (
-    MigrationError,
-    check_up_to_date,
-    load_migrations,
-    migrations_dir,
-)
+from vpsmon.storage.migrations import check_up_to_date, load_migrations, migrations_dir
 from vpsmon.storage.schema import upgrade_schema
 
 

@@ -25,6 +25,7 @@ import asyncpg
 import psutil
 import pytest
 
+from vpsmon.errors import EmbeddedPostgresError
 from vpsmon.storage.embedded import EmbeddedPostgres, default_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,7 +286,7 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     if os.geteuid() == 0:
         assert got == Path("/var/lib/vpsmon/pg18")
         assert not got.is_relative_to("/root")
-        with pytest.raises(RuntimeError, match="/root"):
+        with pytest.raises(EmbeddedPostgresError, match="/root"):
             EmbeddedPostgres(Path("/root/vpsmon-test/pg18")).start()
         assert not Path("/root/vpsmon-test").exists()
     else:

@@ -12,8 +12,9 @@ import pytest
 from tests.support.cli import run_cli
 from tests.support.databases import StorageServer
 from tests.support.schema import applied_versions, fingerprint
+from vpsmon.errors import MigrationError
 from vpsmon.storage.backend import Backend
-from vpsmon.storage.migrations import MigrationError, load_migrations, migrate, migrations_dir
+from vpsmon.storage.migrations import load_migrations, migrate, migrations_dir
 
 
 def all_versions() -> list[int]:

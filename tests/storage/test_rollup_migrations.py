@@ -18,7 +18,6 @@ import asyncpg
 
 from command_side.vps_commands import register_vps
 from projections.refresh_lag import rollup_watermarks
-from projections.rollup_levels import LEVELS
 from projections.rollup_sql import GENERATED_MIGRATIONS, GeneratedMigration, RollupSchema, render
 from projections.rollups import refresh_rollups
 from tests.support.databases import StorageServer, login_role
@@ -26,6 +25,7 @@ from tests.support.dataset import expected_rollup, floor_to, one_second_samples
 from tests.support.rollups import VIEWS, assert_view_matches
 from vpsmon.metrics import CORE_METRICS, METRIC_COLUMNS, Metric, MetricGroup
 from vpsmon.metrics import MetricRow as Row
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.migrations import load_migrations, migrate, migrations_dir

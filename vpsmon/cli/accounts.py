@@ -18,14 +18,11 @@ from typing import Any, Literal
 import asyncpg
 
 from command_side.vps_commands import (
-    AGENT_TOKEN_PREFIX,
     disown_vpses,
-    hash_agent_token,
     list_agent_tokens,
     revoke_agent_token,
 )
 from query_side.accounts import (
-    API_TOKEN_PREFIX,
     create_api_token,
     create_user,
     find_user,
@@ -37,9 +34,11 @@ from query_side.accounts import (
     validate_password,
     validate_username,
 )
-from query_side.accounts.credentials import digest
 from vpsmon.cli.connections import load_settings, migrated_connection
-from vpsmon.cli.output import CommandError, print_json
+from vpsmon.cli.output import print_json
+from vpsmon.constants import AGENT_TOKEN_PREFIX, API_TOKEN_PREFIX
+from vpsmon.errors import CommandError, UnknownUserError
+from vpsmon.tokens import token_sha256
 
 TOKEN_ID_DIGITS = 12  # shown by `token list`
 TOKEN_ID_MIN_DIGITS = 8  # accepted by `token revoke`
@@ -74,12 +73,9 @@ async def user(args: argparse.Namespace) -> int:
 
 async def _user_add(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     password, generated = _password_from_stdin()
-    try:
-        validate_username(args.name)
-        validate_password(password)
-        created = await create_user(conn, args.name, password, admin=args.admin)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    validate_username(args.name)
+    validate_password(password)
+    created = await create_user(conn, args.name, password, admin=args.admin)
     if args.json:
         print_json(
             {
@@ -99,10 +95,7 @@ async def _user_add(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
 
 async def _user_passwd(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     password, generated = _password_from_stdin()
-    try:
-        ended = await set_password(conn, args.name, password)
-    except (LookupError, ValueError) as error:
-        raise CommandError(str(error)) from error
+    ended = await set_password(conn, args.name, password)
     if args.json:
         print_json(
             {
@@ -122,13 +115,10 @@ async def _user_remove(conn: asyncpg.Connection, args: argparse.Namespace) -> in
     async with conn.transaction():
         user = await find_user(conn, args.name)
         if user is None:
-            raise CommandError(f"no user named {args.name}")
+            raise UnknownUserError(f"no user named {args.name}")
         # Their VPSes stay, without owner: an event each, before the user goes.
         owned = len(await disown_vpses(conn, user.id))
-        try:
-            removed = await remove_user(conn, args.name)
-        except LookupError as error:
-            raise CommandError(str(error)) from error
+        removed = await remove_user(conn, args.name)
     if args.json:
         print_json({"id": removed.id, "username": removed.username, "vps_left_to_admins": owned})
         return 0
@@ -213,15 +203,12 @@ async def token(args: argparse.Namespace) -> int:
 
 
 async def _token_create(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-    try:
-        issued = await create_api_token(conn, args.username, args.name)
-    except (LookupError, ValueError) as error:
-        raise CommandError(str(error)) from error
+    issued = await create_api_token(conn, args.username, args.name)
     if args.json:
         print_json(
             {
                 "kind": "api",
-                "id": digest(issued).hex()[:TOKEN_ID_DIGITS],
+                "id": token_sha256(issued).hex()[:TOKEN_ID_DIGITS],
                 "user": args.username,
                 "token": issued,
             }
@@ -247,10 +234,8 @@ async def _token_list(conn: asyncpg.Connection, args: argparse.Namespace) -> int
 
 def _wanted_hash_prefix(reference: str) -> str:
     """The hex digest (or prefix of one) that ``reference`` names."""
-    if reference.startswith(API_TOKEN_PREFIX):
-        return digest(reference).hex()
-    if reference.startswith(AGENT_TOKEN_PREFIX):
-        return hash_agent_token(reference).hex()
+    if reference.startswith((API_TOKEN_PREFIX, AGENT_TOKEN_PREFIX)):
+        return token_sha256(reference).hex()
     prefix = reference.strip().lower()
     if not _HEX.fullmatch(prefix) or not TOKEN_ID_MIN_DIGITS <= len(prefix) <= 64:
         raise CommandError(

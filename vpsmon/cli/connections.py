@@ -8,11 +8,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 from pydantic import ValidationError
 
-from vpsmon.cli.output import CommandError
+from vpsmon.errors import ConfigError
 from vpsmon.settings import Settings
-from vpsmon.storage.backend import BackendUnavailableError
 from vpsmon.storage.database import open_database
-from vpsmon.storage.migrations import MigrationError, MigrationReport
 from vpsmon.storage.schema import upgrade_schema
 
 
@@ -24,14 +22,7 @@ def load_settings() -> Settings:
             f"VPSMON_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
             for e in error.errors()
         )
-        raise CommandError(f"invalid settings: {problems}") from None
-
-
-async def migrate_schema(conn: asyncpg.Connection, settings: Settings) -> MigrationReport:
-    try:
-        return await upgrade_schema(conn, settings)
-    except (MigrationError, BackendUnavailableError) as error:
-        raise CommandError(str(error)) from error
+        raise ConfigError(f"invalid settings: {problems}") from None
 
 
 @asynccontextmanager
@@ -40,7 +31,7 @@ async def migrated_connection(settings: Settings) -> AsyncIterator[asyncpg.Conne
     async with open_database(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate_schema(conn, settings)
+            await upgrade_schema(conn, settings)
             yield conn
         finally:
             await conn.close()

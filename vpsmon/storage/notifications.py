@@ -15,6 +15,8 @@ import logging
 import re
 from collections.abc import Iterable
 
+from vpsmon.constants import PG_BIGINT_MAX
+
 logger = logging.getLogger(__name__)
 
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
@@ -22,7 +24,6 @@ MAX_PAYLOAD_BYTES = 7000
 # Past this many distinct pending ids a listener re-reads everything once instead.
 MAX_PENDING_IDS = 10_000
 _IDS = re.compile(r"[1-9][0-9]{0,18}(?:,[1-9][0-9]{0,18})*")
-_MAX_ID = 2**63 - 1
 
 
 def encode_ids(ids: Iterable[int]) -> list[str]:
@@ -44,7 +45,7 @@ def decode_ids(payload: str) -> list[int] | None:
     if len(payload) > MAX_PAYLOAD_BYTES or _IDS.fullmatch(payload) is None:
         return None
     ids = [int(item) for item in payload.split(",")]
-    return ids if max(ids) <= _MAX_ID else None
+    return ids if max(ids) <= PG_BIGINT_MAX else None
 
 
 class PendingIds:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from projections.rollup_levels import LEVELS
+from vpsmon.rollup_levels import LEVELS
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.rollup_catalog import rollup_relations

@@ -1,15 +1,10 @@
 // The API service (the seed plan's metricsService): typed calls to the query
 // side's HTTP contract, on the same origin, authenticated by the session cookie.
 
-export const METRICS = [
-	'cpu_usage_percent',
-	'memory_usage_bytes',
-	'memory_total_bytes',
-	'disk_io_read_bps',
-	'disk_io_write_bps',
-	'network_rx_bps',
-	'network_tx_bps'
-] as const;
+import { METRICS } from './generated/constants';
+
+/** The measured values, in the API's field order (from the server's own list). */
+export { METRICS };
 
 export type Metric = (typeof METRICS)[number];
 

@@ -2,12 +2,14 @@
 // missing so that a chart draws a gap instead of a line across the outage.
 
 import type { TimeseriesPoint } from './api';
+import { DURATION_UNIT_SECONDS } from './generated/constants';
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+const UNIT_SECONDS: Readonly<Record<string, number>> = DURATION_UNIT_SECONDS;
+const DURATION = new RegExp(`^\\s*(\\d+)\\s*([${Object.keys(UNIT_SECONDS).join('')}])\\s*$`, 'i');
 
 /** "5m" → 300, "1h" → 3600, "1d" → 86400; NaN for anything else (e.g. "auto"). */
 export function intervalSeconds(interval: string): number {
-	const match = /^\s*(\d+)\s*([smhdw])\s*$/i.exec(interval);
+	const match = DURATION.exec(interval);
 	if (!match) return Number.NaN;
 	const count = Number(match[1]);
 	return count > 0 ? count * UNIT_SECONDS[match[2].toLowerCase()] : Number.NaN;

@@ -59,6 +59,21 @@ describe('login', () => {
 		expect(navigations).toEqual([]);
 	});
 
+	it('refuses a username the server could never accept, without asking it', async () => {
+		const seen = fakeApi(() => json(500, {}));
+		setLocation('/login');
+		renderLogin();
+		const username = target.querySelector('[data-testid="username"]') as HTMLInputElement;
+		expect(username.maxLength).toBe(64);
+		fill('username', 'no spaces allowed');
+		fill('password', 'pw-12345678');
+		(target.querySelector('form') as HTMLFormElement).requestSubmit();
+		await settle();
+		expect(seen).toEqual([]);
+		const error = target.querySelector('[data-testid="login-error"]')!.textContent;
+		expect(error).toContain("1 to 64 characters: letters, digits, '_', '.', '@' or '-'");
+	});
+
 	it('explains a lockout', async () => {
 		fakeApi(() =>
 			new Response(JSON.stringify({ error: { code: 'too_many_attempts', message: 'later' } }), {

@@ -1,4 +1,9 @@
-"""The rollup resolutions, shared by both backends' maintenance code."""
+"""The rollup resolutions: one table that storage policies, both backends'
+maintenance code, the rollup SQL generator and the timeseries queries read.
+
+It sits in the core (below projections and the sides) and imports only the
+standard library, so every layer may use it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 # date_bin's origin in the views; any UTC midnight gives the same buckets.
 BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def bucket_floor(moment: datetime, width: timedelta) -> datetime:
+    """Start of the ``width`` bucket that holds ``moment`` on the views' grid
+    (``date_bin(width, moment, BUCKET_ORIGIN)``); any width, not only a level's."""
+    return BUCKET_ORIGIN + ((moment - BUCKET_ORIGIN) // width) * width
 
 
 @dataclass(frozen=True)
@@ -28,8 +39,7 @@ class RollupLevel:
 
     def floor(self, moment: datetime) -> datetime:
         """Start of the bucket that holds ``moment``."""
-        steps = (moment - BUCKET_ORIGIN) // self.width
-        return BUCKET_ORIGIN + steps * self.width
+        return bucket_floor(moment, self.width)
 
     def ceil(self, moment: datetime) -> datetime:
         start = self.floor(moment)
