@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --browser
 
 echo "== ruff" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
-echo "== mypy" && .venv/bin/mypy
+echo "== mypy" && .venv/bin/mypy && .venv/bin/mypy loadtests
 echo "== import layers" && .venv/bin/lint-imports --no-cache
 echo "== vitest" && npm --prefix ui test --silent
 echo "== pytest" && exec .venv/bin/pytest "$@"
