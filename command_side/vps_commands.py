@@ -231,8 +231,10 @@ async def configure_agent(
     collect_interval_seconds: int | None = None,
     upload_interval_seconds: int | None = None,
     upload_batch_max_size: int | None = None,
+    keep_unset: bool = False,
 ) -> None:
-    """Override the server's default AgentConfig for one VPS (None: use the default)."""
+    """Override the server's default AgentConfig for one VPS (None: use the default,
+    or with ``keep_unset`` keep the override the VPS has now)."""
     for name, value, lower, upper in (
         ("collect interval", collect_interval_seconds, *COLLECT_BOUNDS),
         ("upload interval", upload_interval_seconds, *UPLOAD_BOUNDS),
@@ -248,7 +250,13 @@ async def configure_agent(
 
     async def decide(state: VpsState) -> NewVpsEvent:
         _require_live(state)
-        return NewVpsEvent(VPS_AGENT_CONFIG_CHANGED, payload)
+        if not keep_unset:
+            return NewVpsEvent(VPS_AGENT_CONFIG_CHANGED, payload)
+        current = dict(state.agent_overrides)
+        merged = {
+            name: current.get(name) if value is None else value for name, value in payload.items()
+        }
+        return NewVpsEvent(VPS_AGENT_CONFIG_CHANGED, merged)
 
     await run_vps_command(conn, vps_id, decide)
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from projections.vps_registry import upcast
-from vpsmon.constants import VPS_DECOMMISSIONED, VPS_OWNER_CHANGED, VPS_REGISTERED, VPS_RENAMED
+from vpsmon.constants import (
+    VPS_AGENT_CONFIG_CHANGED,
+    VPS_DECOMMISSIONED,
+    VPS_OWNER_CHANGED,
+    VPS_REGISTERED,
+    VPS_RENAMED,
+)
 from vpsmon.storage.event_log import StoredVpsEvent, read_vps_stream
 from vpsmon.storage.types import Queryable
 
@@ -26,6 +32,8 @@ class VpsState:
     live: bool = False
     name: str = ""
     owner_id: int | None = None
+    # The agent settings overridden for this VPS (None: the server's default), by name.
+    agent_overrides: tuple[tuple[str, int | None], ...] = ()
 
     def mutate(self, event: StoredVpsEvent) -> VpsState:
         """The state after ``event``, which must be this VPS's next one."""
@@ -42,6 +50,8 @@ class VpsState:
             changes["name"] = payload["name"]
         elif event.event_type == VPS_OWNER_CHANGED:
             changes["owner_id"] = payload["owner_id"]
+        elif event.event_type == VPS_AGENT_CONFIG_CHANGED:
+            changes["agent_overrides"] = tuple(sorted(payload.items()))
         elif event.event_type == VPS_DECOMMISSIONED:
             changes["live"] = False
         return replace(self, **changes)

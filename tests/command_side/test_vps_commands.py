@@ -87,3 +87,37 @@ async def test_events_are_append_only(embedded_migrated_database: str) -> None:
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def test_vps_config_keeps_what_is_not_given_and_reset_drops_it(
+    embedded_migrated_database: str,
+) -> None:
+    dsn = embedded_migrated_database
+    code, out, err = await run_cli(dsn, "vps", "add", "web-1", "--json")
+    assert code == 0, err
+    vps_id = str(json.loads(out)["vps_id"])
+
+    async def overrides() -> tuple[int | None, int | None, int | None]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT collect_interval_seconds, upload_interval_seconds, upload_batch_max_size"
+                " FROM vps_agent_config WHERE vps_id = $1",
+                int(vps_id),
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        return row[0], row[1], row[2]
+
+    steps: list[tuple[list[str], tuple[int | None, int | None, int | None]]] = [
+        (["--collect-interval", "30"], (30, None, None)),
+        (["--upload-interval", "20"], (30, 20, None)),
+        (["--batch-max", "500", "--collect-interval", "15"], (15, 20, 500)),
+        (["--reset", "--upload-interval", "60"], (None, 60, None)),
+        (["--reset"], (None, None, None)),
+    ]
+    for options, expected in steps:
+        code, _, err = await run_cli(dsn, "vps", "config", vps_id, *options)
+        assert code == 0, err
+        assert await overrides() == expected, options

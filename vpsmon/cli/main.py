@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     config.add_argument("--collect-interval", type=int, metavar="SECONDS")
     config.add_argument("--upload-interval", type=int, metavar="SECONDS")
     config.add_argument("--batch-max", type=int, metavar="SNAPSHOTS")
+    config.add_argument(
+        "--reset",
+        action="store_true",
+        help="first drop every override (an option not given goes back to the server's default;"
+        " without --reset it keeps its current value)",
+    )
     rotate = vps_commands.add_parser("rotate-token", help="issue a new agent token")
     rotate.add_argument("vps_id", type=int)
     rotate.add_argument("--json", action="store_true", help="machine-readable output")

@@ -90,6 +90,7 @@ async def vps(args: argparse.Namespace) -> int:
                 collect_interval_seconds=args.collect_interval,
                 upload_interval_seconds=args.upload_interval,
                 upload_batch_max_size=args.batch_max,
+                keep_unset=not args.reset,
             )
             print(f"agent configuration of VPS {args.vps_id} updated")
         elif args.vps_command == "rotate-token":
