@@ -1,7 +1,7 @@
 """How a stream ends: the one table from vpsmon's errors to gRPC status codes.
 
 The service raises (or ends a stream with) a vpsmon.errors class; this module
-alone decides which status the agent sees. Agents act on the code (DESIGN.md:
+alone decides which status the agent sees. Agents act on the code (docs/WIRE_PROTOCOL.md:
 a bad token is UNAUTHENTICATED, a message before the handshake
 FAILED_PRECONDITION), so the table is part of the wire contract.
 """

@@ -1,4 +1,4 @@
-"""vpsmon benchmark: every DESIGN.md target beside a baseline measured in the same run.
+"""vpsmon benchmark: every target of docs/BENCHMARKS.md beside a baseline measured in the same run.
 
     .venv/bin/python loadtests/benchmark.py [--quick] [--repeats N] [--agents N] [--batch-size B]
 

@@ -59,7 +59,7 @@ def test_performance_batch_round_trip() -> None:
     assert snapshot.network_interfaces[0].interface_name == "eth0"
 
 
-# Every field of DESIGN.md's wire contract: (message, field, number, oneof or None).
+# Every field of the wire contract (docs/WIRE_PROTOCOL.md): (message, field, number, oneof or None).
 CONTRACT: list[tuple[type[Message], str, int, str | None]] = [
     (agent_pb2.MessageToServer, "client_message_id", 1, None),
     (agent_pb2.MessageToServer, "agent_handshake", 2, "payload"),

@@ -16,7 +16,7 @@ from vpsmon.storage.backend import Backend
 from vpsmon.storage.rollup_catalog import rollup_relations
 from vpsmon.storage.types import Connection
 
-# How often TimescaleDB refreshes each continuous aggregate (DESIGN.md: at
+# How often TimescaleDB refreshes each continuous aggregate (docs/SQL.md: at
 # least every minute for 1m, every five minutes for 5m and 1h).
 _REFRESH_SCHEDULE = {
     "performance_metrics_1m": timedelta(minutes=1),

@@ -3,7 +3,7 @@
 isort:skip_file
 vpsmon wire contract between the host agent and the command side.
 
-Names and field numbers are fixed (see DESIGN.md, "Wire contract"): never
+Names and field numbers are fixed (docs/WIRE_PROTOCOL.md): never
 renumber or reuse a field number. New fields and messages may be added.
 
 Conventions used throughout this file:
