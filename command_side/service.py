@@ -112,11 +112,11 @@ class AgentCommunicationService(agent_pb2_grpc.AgentCommunicationServiceServicer
             older.end(StreamReplacedError(REPLACED))
         self.streams.add(stream)
         SELF_METRICS.agent_streams.inc()
-        # A claim by another command side may have been announced before we added it.
-        with contextlib.suppress(StorageUnavailableError), translated_errors():
-            await end_replaced_streams(self, self._pool, [stream.vps_id])
         writer = asyncio.create_task(self._write_loop(stream, context))
         try:
+            # A claim by another command side may have been announced before we added it.
+            with contextlib.suppress(StorageUnavailableError), translated_errors():
+                await end_replaced_streams(self, self._pool, [stream.vps_id])
             await self._read_loop(stream, context)
         finally:
             self.streams.remove(stream)
