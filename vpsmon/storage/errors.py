@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import asyncpg
 
 from vpsmon.errors import (
+    ConcurrencyError,
     DuplicateKeyError,
     MissingReferenceError,
     StorageError,
@@ -31,6 +32,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )
+# Unique constraints whose violation is a lost race for a version, not a bad row.
+VERSION_CONSTRAINTS = frozenset({"vps_events_vps_id_version_key"})
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
@@ -40,7 +43,10 @@ def storage_error(error: BaseException) -> StorageError:
     if isinstance(error, CONNECTION_ERRORS):
         return StorageUnavailableError(message)
     if isinstance(error, asyncpg.UniqueViolationError):
-        return DuplicateKeyError(message, getattr(error, "constraint_name", None))
+        constraint = getattr(error, "constraint_name", None)
+        if constraint in VERSION_CONSTRAINTS:
+            return ConcurrencyError(message)
+        return DuplicateKeyError(message, constraint)
     if isinstance(error, asyncpg.ForeignKeyViolationError):
         return MissingReferenceError(message, getattr(error, "constraint_name", None))
     return StorageError(message)

@@ -3,7 +3,7 @@
 Appends use optimistic concurrency, as eventsourcing's recorders do: the
 caller names the version it appends at, and `UNIQUE (vps_id, version)` makes
 the second of two writers that read the same version fail. That failure comes
-back as `ConcurrencyError`, the only asyncpg error translated here.
+back as `ConcurrencyError` (vpsmon/storage/errors.py translates it).
 
 Appenders also take the log in EXCLUSIVE mode until they commit (readers go
 on), so event ids become visible in increasing order: a follower that has seen
@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
-from vpsmon.errors import ConcurrencyError
+from vpsmon.errors import ConcurrencyError, MigrationError
+from vpsmon.storage.errors import translated_errors
 from vpsmon.storage.types import Connection, Queryable
 
-VERSION_CONSTRAINT = "vps_events_vps_id_version_key"
 _COLUMNS = "event_id, vps_id, version, event_type, payload, occurred_at"
 
 
@@ -57,20 +57,20 @@ async def append_vps_event(
     ConcurrencyError when another writer appended that version first: the
     caller's transaction is then aborted and must be rolled back.
     """
-    await conn.execute("LOCK TABLE vps_events IN EXCLUSIVE MODE")
     try:
-        row = await conn.fetchrow(
-            "INSERT INTO vps_events (vps_id, version, event_type, payload)"
-            f" VALUES ($1, $2, $3, $4::jsonb) RETURNING {_COLUMNS}",
-            vps_id,
-            version,
-            event_type,
-            json.dumps(payload),
-        )
-    except asyncpg.UniqueViolationError as error:
-        if error.constraint_name != VERSION_CONSTRAINT:
-            raise
-        raise ConcurrencyError(f"VPS {vps_id} already has an event at version {version}") from error
+        with translated_errors():
+            await conn.execute("LOCK TABLE vps_events IN EXCLUSIVE MODE")
+            row = await conn.fetchrow(
+                "INSERT INTO vps_events (vps_id, version, event_type, payload)"
+                f" VALUES ($1, $2, $3, $4::jsonb) RETURNING {_COLUMNS}",
+                vps_id,
+                version,
+                event_type,
+                json.dumps(payload),
+            )
+    except ConcurrencyError as error:
+        message = f"VPS {vps_id} already has an event at version {version}"
+        raise ConcurrencyError(message) from error.__cause__
     assert row is not None
     return _event(row)
 
@@ -104,7 +104,7 @@ async def tracked_position(conn: Connection, projection: str) -> int:
         projection,
     )
     if position is None:
-        raise LookupError(f"projection {projection!r} is not tracked: run `vpsmon migrate`")
+        raise MigrationError(f"projection {projection!r} is not tracked: run `vpsmon migrate`")
     return position
 
 
