@@ -43,24 +43,27 @@ async def recompute(conn: Connection, start: datetime) -> None:
     relations = await rollup_relations(conn)
     for level in LEVELS:
         for aggregate in relations[level.view]:
-            await conn.execute(
-                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, NULL,"
-                " force => true)",
-                aggregate,
-                start,
-            )
+            await _refresh_aggregate(conn, aggregate, start, None, force=True)
 
 
 async def _refresh_aggregate(
-    conn: Connection, aggregate: str, start: datetime | None, end: datetime
+    conn: Connection,
+    aggregate: str,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    force: bool = False,
 ) -> None:
+    """Refresh [start, end) of one aggregate (``force``: buckets already materialized too)."""
     for attempt in range(50):
         try:
             await conn.execute(
-                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz, $3::timestamptz)",
+                "CALL refresh_continuous_aggregate($1::regclass, $2::timestamptz,"
+                " $3::timestamptz, force => $4)",
                 aggregate,
                 start,
                 end,
+                force,
             )
             return
         except asyncpg.LockNotAvailableError:
