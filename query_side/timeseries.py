@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from vpsmon.durations import format_duration, parse_duration
 from vpsmon.errors import IntervalError
 from vpsmon.metrics import METRICS
-from vpsmon.rollup_levels import BUCKET_ORIGIN, LEVELS, RollupLevel, bucket_floor
+from vpsmon.rollup_levels import BUCKET_ORIGIN_SQL, LEVELS, RollupLevel, bucket_floor
 from vpsmon.storage.types import Queryable
 
 # Every width must be a whole number of the finest rollup's buckets.
@@ -147,7 +147,7 @@ def _rebinned_sql(view: str) -> str:
     )
     return (
         "SELECT date_bin($4::interval, bucket,"
-        f" TIMESTAMPTZ '{BUCKET_ORIGIN.isoformat()}') AS time,"
+        f" {BUCKET_ORIGIN_SQL}) AS time,"
         f" sum(samples)::bigint AS samples, {columns} FROM {view}"
         " WHERE vps_id = $1 AND bucket >= $2 AND bucket < $3 GROUP BY 1 ORDER BY 1"
     )

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 # date_bin's origin in the views; any UTC midnight gives the same buckets.
 BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+# BUCKET_ORIGIN as SQL, for the generated rollups and the queries that rebin them.
+BUCKET_ORIGIN_SQL = f"TIMESTAMPTZ '{BUCKET_ORIGIN:%Y-%m-%d %H:%M:%S}+00'"
 
 
 def bucket_floor(moment: datetime, width: timedelta) -> datetime:

@@ -14,6 +14,7 @@ from projections.rollup_sql.schema import (
     RollupSchemaError,
     relation,
 )
+from vpsmon.constants import INGEST_ROLE, QUERY_ROLE
 from vpsmon.metrics import MetricGroup
 
 
@@ -48,7 +49,7 @@ class RenderPlan:
             "    relation     text NOT NULL UNIQUE,\n"
             "    PRIMARY KEY (view, metric_group)\n"
             ");\n"
-            f"GRANT SELECT ON {CATALOG} TO vpsmon_ingest, vpsmon_query;"
+            f"GRANT SELECT ON {CATALOG} TO {INGEST_ROLE}, {QUERY_ROLE};"
         )
 
     def raw_columns(self) -> list[str]:

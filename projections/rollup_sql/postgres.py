@@ -19,18 +19,18 @@ from projections.rollup_sql.schema import (
     carried_by,
     interval_literal,
     merged_select,
-    origin_literal,
     relation,
     samples_column,
     sum_type,
 )
+from vpsmon.constants import INGEST_ROLE, QUERY_ROLE, READER_ROLE
 from vpsmon.metrics import MetricGroup
-from vpsmon.rollup_levels import RollupLevel
+from vpsmon.rollup_levels import BUCKET_ORIGIN_SQL, RollupLevel
 
 # The refresh (as the ingest role) aggregates each level from the view below.
-_VIEW_READERS = "vpsmon_reader, vpsmon_query, vpsmon_ingest"
+_VIEW_READERS = f"{READER_ROLE}, {QUERY_ROLE}, {INGEST_ROLE}"
 # The maintenance runner refreshes as the command side's role.
-_REFRESHER = "vpsmon_ingest"
+_REFRESHER = INGEST_ROLE
 
 
 def render_postgres(plan: RenderPlan) -> str:
@@ -77,7 +77,7 @@ def _aggregate(plan: RenderPlan, group: MetricGroup, level: RollupLevel) -> str:
     width = interval_literal(level.width)
     if level.source == RAW_TABLE:
         what = "raw rows"
-        head = f"date_bin('{width}', p.time, {origin_literal()}), p.vps_id, count(*),"
+        head = f"date_bin('{width}', p.time, {BUCKET_ORIGIN_SQL}), p.vps_id, count(*),"
         values = [
             f"sum(p.{m.name}){'::numeric' if m.sql_type == 'bigint' else ''},"
             f" min(p.{m.name}), max(p.{m.name})"
@@ -90,7 +90,7 @@ def _aggregate(plan: RenderPlan, group: MetricGroup, level: RollupLevel) -> str:
         what = f"the {below} view (materialized buckets plus its own tail)"
         samples = samples_column(group, base)
         head = (
-            f"date_bin('{width}', s.bucket, {origin_literal()}), s.vps_id,\n"
+            f"date_bin('{width}', s.bucket, {BUCKET_ORIGIN_SQL}), s.vps_id,\n"
             f"        sum(s.{samples})::bigint,"
         )
         values = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from vpsmon.metrics import Metric, MetricGroup
-from vpsmon.rollup_levels import BUCKET_ORIGIN, RollupLevel
+from vpsmon.rollup_levels import RollupLevel
 
 ROLLUP_SCHEMA = "vpsmon_rollups"
 RAW_TABLE = "performance_metrics"
@@ -127,10 +127,6 @@ def interval_literal(width: timedelta) -> str:
             count = seconds // size
             return f"{count} {unit}{'' if count == 1 else 's'}"
     raise AssertionError("unreachable: every width is whole seconds")
-
-
-def origin_literal() -> str:
-    return f"TIMESTAMPTZ '{BUCKET_ORIGIN:%Y-%m-%d %H:%M:%S}+00'"
 
 
 def carried_by(group: MetricGroup, alias: str, base: MetricGroup) -> list[str]:

@@ -25,10 +25,11 @@ from projections.rollup_sql.schema import (
     samples_column,
     view_columns,
 )
+from vpsmon.constants import INGEST_ROLE, QUERY_ROLE, READER_ROLE
 from vpsmon.metrics import MetricGroup
 from vpsmon.rollup_levels import RollupLevel
 
-_VIEW_READERS = "vpsmon_reader, vpsmon_query"
+_VIEW_READERS = f"{READER_ROLE}, {QUERY_ROLE}"
 
 
 def render_timescale(plan: RenderPlan) -> str:
@@ -53,7 +54,7 @@ def _takeover(plan: RenderPlan) -> str:
             ]
     return (
         f"CREATE SCHEMA {ROLLUP_SCHEMA};\n"
-        f"GRANT USAGE ON SCHEMA {ROLLUP_SCHEMA} TO vpsmon_ingest, vpsmon_query;\n\n"
+        f"GRANT USAGE ON SCHEMA {ROLLUP_SCHEMA} TO {INGEST_ROLE}, {QUERY_ROLE};\n\n"
         + plan.catalog_table()
         + "\n\n-- 0002 made the views themselves continuous aggregates, which cannot gain a\n"
         "-- column without a rebuild that loses every bucket older than raw retention.\n"
