@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from vpsmon.constants import MAINTENANCE_LEADER_LOCK_KEY
+from vpsmon.constants import DATABASE_CONNECT_TIMEOUT_S, MAINTENANCE_LEADER_LOCK_KEY
 from vpsmon.errors import StorageError, StorageUnavailableError
 from vpsmon.storage.errors import translated_errors
 
@@ -107,7 +107,9 @@ class MaintenanceRunner:
 
     async def _serve_one_session(self, stop: asyncio.Event) -> None:
         conn = await asyncpg.connect(
-            self.dsn, server_settings={"application_name": f"vpsmon maintenance {self.runner_id}"}
+            self.dsn,
+            timeout=DATABASE_CONNECT_TIMEOUT_S,
+            server_settings={"application_name": f"vpsmon maintenance {self.runner_id}"},
         )
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _: lost.set())

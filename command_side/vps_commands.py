@@ -35,9 +35,6 @@ from vpsmon.tokens import new_token, token_sha256
 
 logger = logging.getLogger(__name__)
 
-# Command sides listen on VPS_EVENTS_CHANNEL to close streams of revoked tokens
-# and to push new agent configuration; PostgreSQL delivers it when the event
-# commits. The payload is the event_id, a hint: listeners read the event itself.
 COLLECT_BOUNDS = (constants.COLLECT_INTERVAL_MIN_S, constants.COLLECT_INTERVAL_MAX_S)
 UPLOAD_BOUNDS = (constants.UPLOAD_INTERVAL_MIN_S, constants.UPLOAD_INTERVAL_MAX_S)
 BATCH_BOUNDS = (constants.BATCH_SIZE_MIN, constants.BATCH_SIZE_MAX)

@@ -20,6 +20,7 @@ from vpsmon.constants import SSE_CREDENTIAL_GRACE_S, SSE_CREDENTIAL_RECHECK_S, S
 from vpsmon.errors import NotFoundError, StorageUnavailableError
 from vpsmon.metrics import METRIC_COLUMNS
 from vpsmon.self_metrics import SELF_METRICS
+from vpsmon.storage.errors import translated_errors
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +39,11 @@ async def _latest(request: Request, vps_id: int) -> dict[str, Any] | None:
         return app_state.cache.get(vps_id)
     # The listener is reconnecting: the cache may be behind, so ask the table.
     try:
-        row = await app_state.pool.fetchrow(
-            f"SELECT {', '.join(METRIC_COLUMNS)} FROM vps_latest WHERE vps_id = $1", vps_id
-        )
-    except Exception:
+        with translated_errors():
+            row = await app_state.pool.fetchrow(
+                f"SELECT {', '.join(METRIC_COLUMNS)} FROM vps_latest WHERE vps_id = $1", vps_id
+            )
+    except StorageUnavailableError:
         raise StorageUnavailableError("the database is unavailable") from None
     return dict(row) if row is not None else None
 

@@ -31,8 +31,6 @@ from query_side.accounts import (
     remove_user,
     revoke_api_token_by_digest,
     set_password,
-    validate_password,
-    validate_username,
 )
 from vpsmon.cli.connections import load_settings, migrated_connection
 from vpsmon.cli.output import print_json
@@ -73,8 +71,6 @@ async def user(args: argparse.Namespace) -> int:
 
 async def _user_add(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
     password, generated = _password_from_stdin()
-    validate_username(args.name)
-    validate_password(password)
     created = await create_user(conn, args.name, password, admin=args.admin)
     if args.json:
         print_json(
