@@ -21,7 +21,7 @@ from projections import postgres_rollups
 from vpsmon.settings import Settings
 from vpsmon.storage.backend import Backend
 from vpsmon.storage.database import open_database
-from vpsmon.storage.schema import upgrade_schema
+from vpsmon.storage.schema import upgrade_database
 from vpsmon.storage.types import Connection, rows_affected
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,7 @@ def maintenance_jobs(backend: Backend, settings: Settings) -> list[MaintenanceJo
 async def maintain(settings: Settings, stop: asyncio.Event) -> None:
     """Check (or migrate) the schema, then run the jobs whenever this process leads."""
     async with open_database(settings) as dsn:
-        conn = await asyncpg.connect(dsn)
-        try:
-            backend = (await upgrade_schema(conn, settings)).backend
-        finally:
-            await conn.close()
+        backend = (await upgrade_database(dsn, settings)).backend
         runner = MaintenanceRunner(dsn, maintenance_jobs(backend, settings))
         print(f"maintenance runner {runner.runner_id} started ({backend.value})", flush=True)
         await runner.run(stop)

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from functools import partial
 
-import asyncpg
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
@@ -19,24 +18,16 @@ from query_side.app import create_app
 from vpsmon.self_metrics import share_with_workers
 from vpsmon.settings import Settings
 from vpsmon.storage.database import database_dsn
-from vpsmon.storage.schema import upgrade_schema
+from vpsmon.storage.schema import upgrade_database
 
 logger = logging.getLogger(__name__)
-
-
-async def _prepare(settings: Settings, dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await upgrade_schema(conn, settings)
-    finally:
-        await conn.close()
 
 
 def run(settings: Settings, workers: int) -> int:
     share_with_workers()
     host, _, port = settings.http_listen.rpartition(":")
     with database_dsn(settings) as dsn:
-        asyncio.run(_prepare(settings, dsn))
+        asyncio.run(upgrade_database(dsn, settings))
         loader = AppLoader(factory=partial(create_app, settings, dsn))
         app = loader.load()
         app.prepare(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import asyncpg
-
 from command_side.vps_commands import (
     change_vps_owner,
     configure_agent,
@@ -22,17 +20,13 @@ from vpsmon.cli.output import print_json
 from vpsmon.errors import CommandError
 from vpsmon.storage.backend import recorded_backend
 from vpsmon.storage.database import open_database
-from vpsmon.storage.schema import upgrade_schema
+from vpsmon.storage.schema import upgrade_database
 
 
 async def migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
     async with open_database(settings) as dsn:
-        conn = await asyncpg.connect(dsn)
-        try:
-            report = await upgrade_schema(conn, settings)
-        finally:
-            await conn.close()
+        report = await upgrade_database(dsn, settings)
     print(f"backend: {report.backend.value} ({report.decision.reason})")
     for migration in report.applied:
         print(f"applied {migration.path.name}")

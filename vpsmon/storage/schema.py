@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+
 from vpsmon.settings import Settings
 from vpsmon.storage.migrations import (
     MigrationReport,
@@ -45,3 +47,12 @@ async def upgrade_schema(conn: Connection, settings: Settings) -> MigrationRepor
         report = await migrate(conn, settings.backend)
         await apply_policies(conn, report.backend, settings)
     return report
+
+
+async def upgrade_database(dsn: str, settings: Settings) -> MigrationReport:
+    """``upgrade_schema`` on a connection of its own, for a process about to start."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await upgrade_schema(conn, settings)
+    finally:
+        await conn.close()
