@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from vpsmon.constants import RETENTION_LOCK_KEY
-from vpsmon.constants import ROLLUP_REFRESH_LOCK_KEY as REFRESH_LOCK_KEY
-from vpsmon.constants import ROLLUP_THRESHOLD_LOCK_KEY as THRESHOLD_LOCK_KEY
+from vpsmon.constants import (
+    RETENTION_LOCK_KEY,
+    ROLLUP_REFRESH_LOCK_KEY,
+    ROLLUP_THRESHOLD_LOCK_KEY,
+)
 from vpsmon.rollup_levels import LEVELS, RollupLevel
 from vpsmon.storage.types import Connection, rows_affected
 
@@ -50,14 +52,14 @@ async def refresh(conn: Connection, *, wait: bool = False) -> RefreshReport | No
     """Bring every level up to date; None when another process is refreshing
     (unless ``wait``, which queues behind it)."""
     if wait:
-        await conn.execute("SELECT pg_advisory_lock($1)", REFRESH_LOCK_KEY)
-    elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REFRESH_LOCK_KEY):
+        await conn.execute("SELECT pg_advisory_lock($1)", ROLLUP_REFRESH_LOCK_KEY)
+    elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ROLLUP_REFRESH_LOCK_KEY):
         return None
     try:
         now: datetime = await conn.fetchval("SELECT clock_timestamp()")
         targets = {level.name: level.materialize_until(now) for level in LEVELS}
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", THRESHOLD_LOCK_KEY)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", ROLLUP_THRESHOLD_LOCK_KEY)
             await conn.execute(
                 "UPDATE vpsmon_rollups.refresh_state"
                 " SET invalidation_threshold = greatest(invalidation_threshold, $1)",
@@ -66,7 +68,7 @@ async def refresh(conn: Connection, *, wait: bool = False) -> RefreshReport | No
         async with conn.transaction():
             return await _materialize(conn, now, targets)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", REFRESH_LOCK_KEY)
+        await conn.execute("SELECT pg_advisory_unlock($1)", ROLLUP_REFRESH_LOCK_KEY)
 
 
 async def _materialize(

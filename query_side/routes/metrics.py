@@ -28,9 +28,6 @@ bp = Blueprint("metrics", url_prefix="/api/vps/<vps_id:int>/metrics")
 
 # An open stream re-checks its credential (and the VPS) often, so that logout,
 # a password change, removing the user or revoking the token ends it.
-KEEPALIVE_SECONDS = SSE_KEEPALIVE_S
-CREDENTIAL_RECHECK_SECONDS = SSE_CREDENTIAL_RECHECK_S
-CREDENTIAL_GRACE_SECONDS = SSE_CREDENTIAL_GRACE_S
 
 
 async def _latest(request: Request, vps_id: int) -> dict[str, Any] | None:
@@ -89,7 +86,7 @@ def _event(values: dict[str, Any]) -> bytes:
 async def _still_allowed(request: Request, caller: Caller, vps_id: int) -> bool | None:
     """True or False from the database; None when it cannot answer now."""
     try:
-        async with state(request).pool.acquire(timeout=CREDENTIAL_RECHECK_SECONDS) as conn:
+        async with state(request).pool.acquire(timeout=SSE_CREDENTIAL_RECHECK_S) as conn:
             return await caller.still_valid(conn) and await can_see_vps(conn, caller.user, vps_id)
     except Exception as error:
         logger.debug("cannot re-check the SSE viewer of VPS %d: %r", vps_id, error)
@@ -119,8 +116,8 @@ async def stream(request: Request, vps_id: int) -> None:
             await response.send(_event(current))
         now = loop.time()
         next_check, next_keepalive, confirmed = (
-            now + CREDENTIAL_RECHECK_SECONDS,
-            now + KEEPALIVE_SECONDS,
+            now + SSE_CREDENTIAL_RECHECK_S,
+            now + SSE_KEEPALIVE_S,
             now,
         )
         while True:
@@ -135,17 +132,17 @@ async def stream(request: Request, vps_id: int) -> None:
                 now = loop.time()
                 if allowed:
                     confirmed = now
-                elif allowed is False or now - confirmed >= CREDENTIAL_GRACE_SECONDS:
+                elif allowed is False or now - confirmed >= SSE_CREDENTIAL_GRACE_S:
                     await response.send(b": access ended\n\n")
                     await response.eof()
                     return
-                next_check = now + CREDENTIAL_RECHECK_SECONDS
+                next_check = now + SSE_CREDENTIAL_RECHECK_S
             if values is not None:
                 await response.send(_event(values))
-                next_keepalive = now + KEEPALIVE_SECONDS
+                next_keepalive = now + SSE_KEEPALIVE_S
             elif now >= next_keepalive:
                 await response.send(b": keep-alive\n\n")
-                next_keepalive = now + KEEPALIVE_SECONDS
+                next_keepalive = now + SSE_KEEPALIVE_S
     except ConnectionError:
         logger.debug("SSE viewer of VPS %d went away", vps_id)
     finally:

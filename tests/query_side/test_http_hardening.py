@@ -14,9 +14,9 @@ import pytest
 from query_side.accounts import create_api_token, create_user, remove_user, revoke_api_token
 from query_side.accounts import set_password as change_password
 from query_side.accounts.throttling import FREE_FAILURES_PER_PAIR
-from query_side.routes.metrics import CREDENTIAL_RECHECK_SECONDS
 from tests.support.databases import throwaway_database
 from tests.support.query_side import Fleet, event_stream, query_side, seed
+from vpsmon.constants import SSE_CREDENTIAL_RECHECK_S
 
 API_CSP = "default-src 'none'"
 
@@ -228,8 +228,8 @@ async def test_session_stream_ends_within_seconds(fleet: Fleet, ending: Ending) 
         ):
             await ending(fleet, conn, username, cookie)
             started = time.monotonic()
-            await events.end(timeout=10 * CREDENTIAL_RECHECK_SECONDS)
-            assert time.monotonic() - started <= 4 * CREDENTIAL_RECHECK_SECONDS
+            await events.end(timeout=10 * SSE_CREDENTIAL_RECHECK_S)
+            assert time.monotonic() - started <= 4 * SSE_CREDENTIAL_RECHECK_S
         async with httpx.AsyncClient(
             base_url=fleet.base_url, cookies={"vpsmon_session": cookie}
         ) as client:
@@ -251,7 +251,7 @@ async def test_api_token_stream_ends_within_seconds_of_revocation(fleet: Fleet) 
         ):
             assert await revoke_api_token(conn, token)
             started = time.monotonic()
-            await events.end(timeout=10 * CREDENTIAL_RECHECK_SECONDS)
-            assert time.monotonic() - started <= 4 * CREDENTIAL_RECHECK_SECONDS
+            await events.end(timeout=10 * SSE_CREDENTIAL_RECHECK_S)
+            assert time.monotonic() - started <= 4 * SSE_CREDENTIAL_RECHECK_S
     finally:
         await conn.close()
